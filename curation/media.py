@@ -1,0 +1,98 @@
+"""Decode and encode images and audio, and resolve sample paths safely inside a data root.
+
+Every failure raises `MediaError` naming the file and the reason; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+from scipy.signal import resample_poly
+
+from curation.io import atomic_path
+
+MAX_IMAGE_PIXELS = 50_000_000  # larger headers are refused before decoding (decompression bombs)
+
+
+class MediaError(ValueError):
+    """A file that cannot be used, with the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def resolve_inside(root: str | os.PathLike[str], relative: str) -> Path:
+    """The path of `relative` under `root`; refuse absolute paths, `..` escapes and symlinks leading outside."""
+    rel = str(relative)
+    if os.path.isabs(rel):
+        raise MediaError(rel, "absolute path; paths must be relative to the data root")
+    root_real = Path(root).resolve()
+    candidate = Path(root) / rel
+    real = candidate.resolve()
+    if not real.is_relative_to(root_real):
+        raise MediaError(rel, f"path leads outside the data root {root}")
+    if not candidate.exists():
+        raise MediaError(rel, "file not found")
+    if not candidate.is_file():
+        raise MediaError(rel, "not a regular file")
+    return candidate
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Mono float32 samples in [-1, 1] at `sample_rate` (multi-channel files are averaged, others resampled)."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise MediaError(path, f"cannot decode audio: {exc}") from exc
+    if data.shape[0] == 0:
+        raise MediaError(path, "audio has no samples")
+    if not np.isfinite(data).all():
+        raise MediaError(path, "audio contains NaN or infinite samples")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if sr != sample_rate:
+        g = np.gcd(int(sr), int(sample_rate))
+        mono = resample_poly(mono, sample_rate // g, sr // g).astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def save_audio(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM WAV atomically (samples clipped to [-1, 1])."""
+    x = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), x, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 1) -> np.ndarray:
+    """uint8 pixels, HxW for `channels`=1 or HxWx3 for 3; refuses undecodable files and oversize headers."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise MediaError(path, f"cannot read: {exc.strerror}") from exc
+    if not data:
+        raise MediaError(path, "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise MediaError(path, f"image header claims {w}x{h} pixels, over {MAX_IMAGE_PIXELS}")
+            img.load()
+            converted = img.convert("L" if channels == 1 else "RGB")
+    except MediaError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaError(path, f"cannot decode image: {exc}") from exc
+    return np.asarray(converted, dtype=np.uint8)
+
+
+def save_image(path: str | os.PathLike[str], pixels: np.ndarray) -> None:
+    """Write a PNG atomically (HxW grey or HxWx3 RGB uint8)."""
+    img = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", optimize=False)
