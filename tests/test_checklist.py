@@ -1,0 +1,86 @@
+"""The checklist's scores and verdict rules, one test per rule."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curation.checklist import least_typical, quality_stats, realism, retention, verdicts
+
+THRESHOLDS = {"realism_min": 0.05, "clarity_reject": 0.3, "clarity_accept": 0.6, "weakness_min": 0.1}
+
+
+def test_realism_of_a_value_outside_every_real_sample_is_two_over_n_plus_two():
+    reference = pd.DataFrame({"mean": np.arange(10, 30, dtype=float)})  # 20 real samples
+    cands = pd.DataFrame({"mean": [5.0, 19.5, 100.0]})
+    scores = realism(cands, reference)
+    assert scores[0] == pytest.approx(2 / 22)
+    assert scores[1] == pytest.approx(1.0)
+    assert scores[2] == pytest.approx(2 / 22)
+
+
+def test_realism_takes_the_least_typical_statistic():
+    reference = pd.DataFrame({"mean": np.arange(20.0), "std": np.arange(20.0)})
+    cands = pd.DataFrame({"mean": [10.0], "std": [-1.0]})
+    assert realism(cands, reference)[0] == pytest.approx(2 / 22)
+    assert least_typical(cands, reference) == ["std"]
+
+
+def test_realism_without_reference_is_an_error():
+    with pytest.raises(ValueError, match="reference set is empty"):
+        realism(pd.DataFrame({"mean": [1.0]}), pd.DataFrame({"mean": []}))
+
+
+def test_image_quality_stats_see_exposure_contrast_and_sharpness():
+    flat = np.full((16, 16), 40, dtype=np.uint8)
+    checker = (np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    assert quality_stats(flat, "image") == {"mean": 40.0, "std": 0.0, "sharpness": 0.0}
+    stats = quality_stats(checker, "image")
+    assert stats["mean"] == pytest.approx(127.5) and stats["sharpness"] > 1e5
+
+
+def test_audio_quality_stats_see_clipping_silence_and_spectrum():
+    sr = 8000
+    t = np.arange(sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    stats = quality_stats(tone, "audio", sr)
+    assert stats["centroid_hz"] == pytest.approx(1000, rel=0.01)
+    assert stats["rms_db"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.01)
+    assert stats["clip_frac"] == 0 and stats["silence_frac"] == 0
+    half_silent = np.concatenate([np.zeros(sr // 2, np.float32), np.ones(sr // 2, np.float32)])
+    stats = quality_stats(half_silent, "audio", sr)
+    assert stats["silence_frac"] == pytest.approx(0.5) and stats["clip_frac"] == pytest.approx(0.5)
+
+
+def test_retention_is_one_for_a_contrast_change_and_low_for_unrelated_content():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (16, 16)).astype(np.uint8)
+    darker = (img * 0.4).astype(np.uint8)
+    assert retention(img, darker, "image", {}) == pytest.approx(1.0, abs=0.01)
+    assert retention(img, rng.integers(0, 255, (16, 16)).astype(np.uint8), "image", {}) < 0.2
+
+
+def _scores(**kw):
+    row = {"realism": 0.5, "least_typical": "mean", "clarity": 0.9, "weakness": 0.5} | kw
+    return pd.DataFrame([row])
+
+
+def test_unrealistic_candidate_is_rejected_naming_the_statistic():
+    out = verdicts(_scores(realism=0.01), THRESHOLDS)
+    assert out["verdict"][0] == "reject" and "mean outside the real data" in out["reason"][0]
+
+
+def test_unclear_candidate_is_rejected():
+    out = verdicts(_scores(clarity=0.2), THRESHOLDS)
+    assert out["verdict"][0] == "reject" and "no longer clear" in out["reason"][0]
+
+
+def test_candidate_the_model_already_knows_is_easy():
+    assert verdicts(_scores(weakness=0.01), THRESHOLDS)["verdict"][0] == "easy"
+
+
+def test_ambiguous_candidate_goes_to_review():
+    assert verdicts(_scores(clarity=0.45), THRESHOLDS)["verdict"][0] == "review"
+
+
+def test_realistic_clear_hard_candidate_is_accepted():
+    assert verdicts(_scores(), THRESHOLDS)["verdict"][0] == "accept"

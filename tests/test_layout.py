@@ -1,0 +1,49 @@
+"""dvc.yaml and curation/layout.py name the same files."""
+
+from pathlib import Path
+
+import yaml
+
+from curation.layout import Layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _declared(stage: dict, key: str) -> set[str]:
+    paths = set()
+    for field in ("outs", "metrics"):
+        for entry in stage["do"].get(field, []):
+            path = next(iter(entry)) if isinstance(entry, dict) else entry
+            paths.add(path.replace("${key}", key))
+    return paths
+
+
+def test_every_stage_output_is_a_layout_path():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    lay = Layout("digits")
+    expected = {
+        "ingest": {lay.manifest, lay.noise, lay.ingest_report, lay.metrics / "ingest.json"},
+        "split": {lay.split},
+        "conditions": {lay.eval_dir},
+        "train": {lay.model("v1"), lay.metrics / "train_v1.json"},
+        "evaluate": {lay.predictions("v1", "dev"), lay.predictions("v1", "test"), lay.version_metrics("v1")},
+        "analyze": {lay.analysis_dir, lay.metrics / "analysis.json"},
+        "augment": {lay.candidates_dir},
+        "filter": {lay.checklist_dir, lay.metrics / "checklist.json"},
+        "build": {lay.train_set("v2"), lay.metrics / "card_v2.json"},
+        "retrain": {lay.model("v2"), lay.metrics / "train_v2.json"},
+        "reevaluate": {
+            lay.predictions("v2", "dev"),
+            lay.predictions("v2", "test"),
+            lay.version_metrics("v2"),
+        },
+        "compare": {lay.comparison, lay.metrics / "compare.json"},
+    }
+    for name, paths in expected.items():
+        assert _declared(stages[name], "digits") == {str(p) for p in paths}, name
+
+
+def test_build_reads_the_decisions_file_of_the_layout():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "reviews/${key}.csv" in stages["build"]["do"]["deps"]
+    assert str(Layout("x").decisions) == "reviews/x.csv"
