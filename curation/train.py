@@ -1,0 +1,253 @@
+"""Training: a seeded, deterministic loop with early stopping, prediction, model files and a sanity overfit.
+
+Determinism without side effects: the network is initialised and trained inside `torch.random.fork_rng()`
+seeded from the pipeline seed, and batches are shuffled with a private `torch.Generator`; the caller's global
+RNG state is restored afterwards. The same seed and data give byte-identical model files (same machine and
+torch build: CPU kernels may differ across builds and thread counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from augment.rng import derive_seed, generator
+from curation.io import write_bytes
+from curation.models import build_model
+
+MODEL_FORMAT = "curation-model/1"
+EVAL_BATCH = 256
+
+
+class TrainingError(ValueError):
+    """Training that cannot produce a usable model (a class without samples, divergence, or a network that
+    cannot even fit a handful of samples). A ValueError like the project's other errors, so `curate` reports
+    it in one line."""
+
+
+@dataclass
+class TrainResult:
+    """A trained model (the best epoch's weights, in eval mode), its label order and the per-epoch history.
+
+    Epochs are counted from 0, so `history[best_epoch]` is the kept epoch. Each history entry: epoch,
+    train_loss, dev_loss, dev_accuracy, best_epoch (the best so far).
+    """
+
+    model: nn.Module
+    labels: list[str]
+    history: list[dict[str, float | int]]
+    best_epoch: int
+    modality: str
+    cfg: dict[str, Any] = field(repr=False)
+
+
+def _as_inputs(x: Tensor | np.ndarray, what: str) -> Tensor:
+    """Inputs as a float32 tensor, refusing empty sets."""
+    t = torch.as_tensor(x, dtype=torch.float32)
+    if t.dim() < 2 or t.shape[0] == 0:
+        raise ValueError(f"{what}: expected a non-empty batch of inputs, got shape {tuple(t.shape)}")
+    return t
+
+
+def _as_targets(y: Tensor | np.ndarray, n: int, n_classes: int, what: str) -> Tensor:
+    """Class indices as int64, one per input, each in [0, n_classes)."""
+    try:
+        t = torch.tensor(np.asarray(y, dtype=np.int64)).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: expected integer class indices: {exc}") from exc
+    if t.shape[0] != n:
+        raise ValueError(f"{what}: {t.shape[0]} targets for {n} inputs")
+    bad = torch.nonzero((t < 0) | (t >= n_classes)).flatten().tolist()
+    if bad:
+        raise ValueError(f"{what}: target(s) at position(s) {bad[:10]} are outside 0..{n_classes - 1}")
+    return t
+
+
+def _class_weights(y: Tensor, labels: list[str]) -> Tensor:
+    """Inverse-frequency weights n / (C * n_c), so every class carries the same total weight."""
+    counts = torch.bincount(y, minlength=len(labels)).double()
+    missing = [labels[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
+    if missing:
+        raise TrainingError(f"class weighting: label(s) {missing} have no training samples")
+    return (counts.sum() / (len(labels) * counts)).float()
+
+
+def _evaluate(model: nn.Module, x: Tensor, y: Tensor, weight: Tensor | None) -> tuple[float, float]:
+    """(mean loss, accuracy) in eval mode; the loss is weighted like the training loss."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], EVAL_BATCH):
+            logits = model(x[i:i + EVAL_BATCH])
+            yb = y[i:i + EVAL_BATCH]
+            loss_sum += float(F.cross_entropy(logits, yb, weight=weight, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == yb).sum())
+    denom = float(weight[y].sum()) if weight is not None else float(y.shape[0])
+    return loss_sum / denom, correct / y.shape[0]
+
+
+def train_model(x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_dev: Tensor | np.ndarray,
+                y_dev: Tensor | np.ndarray, labels: list[str], modality: str, cfg: dict[str, Any], seed: int,
+                progress: bool = True) -> TrainResult:
+    """Train `build_model(modality, len(labels), cfg)` with AdamW and early stopping on the dev loss.
+
+    x_*: what `features.load_inputs` returns; y_*: class indices into `labels`. `cfg`: the params' train
+    settings {epochs, batch_size, lr, weight_decay, patience, class_weighting} plus the media settings under
+    "media" or the modality's name (`features.media_config`). With class weighting, train and dev losses are
+    both weighted by inverse class frequency in train, so the stopping rule watches what is optimised.
+    Training stops after `patience` epochs without a lower dev loss; the best epoch's weights are kept.
+    """
+    xt, xd = _as_inputs(x_train, "train inputs"), _as_inputs(x_dev, "dev inputs")
+    yt = _as_targets(y_train, xt.shape[0], len(labels), "train targets")
+    yd = _as_targets(y_dev, xd.shape[0], len(labels), "dev targets")
+    weight = _class_weights(yt, labels) if cfg.get("class_weighting", False) else None
+    epochs, batch_size, patience = int(cfg["epochs"]), int(cfg["batch_size"]), int(cfg["patience"])
+    shuffle = torch.Generator().manual_seed(derive_seed(seed, "train", "shuffle"))
+    history: list[dict[str, float | int]] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "train", "init"))
+        model = build_model(modality, len(labels), cfg)
+        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]),
+                                weight_decay=float(cfg["weight_decay"]))
+        best_loss, best_epoch, best_state = float("inf"), 0, None
+        bar = tqdm(range(epochs), desc=f"train {modality}", unit="epoch", disable=not progress or None)
+        for epoch in bar:
+            model.train()
+            order = torch.randperm(xt.shape[0], generator=shuffle)
+            loss_sum = 0.0
+            for start in range(0, xt.shape[0], batch_size):
+                idx = order[start:start + batch_size]
+                loss = F.cross_entropy(model(xt[idx]), yt[idx], weight=weight)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"training loss became {float(loss.detach())} at epoch {epoch}, "
+                                        f"batch from sample {start}; lower the learning rate "
+                                        f"({cfg['lr']}) or check the inputs")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * idx.shape[0]
+            dev_loss, dev_acc = _evaluate(model, xd, yd, weight)
+            if dev_loss < best_loss:
+                best_loss, best_epoch = dev_loss, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            history.append({"epoch": epoch, "train_loss": loss_sum / xt.shape[0], "dev_loss": dev_loss,
+                            "dev_accuracy": dev_acc, "best_epoch": best_epoch})
+            bar.set_postfix(train_loss=f"{loss_sum / xt.shape[0]:.3f}", dev_loss=f"{dev_loss:.3f}",
+                            dev_acc=f"{dev_acc:.3f}")
+            if epoch - best_epoch >= patience:
+                break
+    if best_state is None:
+        raise TrainingError(f"no epoch gave a finite dev loss in {epochs} epoch(s)")
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, labels=list(labels), history=history, best_epoch=best_epoch,
+                       modality=modality, cfg=cfg)
+
+
+def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Class probabilities (N, C) as float32, in eval mode without gradients (the model's mode is restored
+    afterwards)."""
+    xt = _as_inputs(x, "prediction inputs")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            parts = [torch.softmax(model(xt[i:i + batch_size]), dim=1)
+                     for i in range(0, xt.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts).numpy()
+
+
+def _plain(obj: Any, what: str) -> Any:
+    """A JSON round trip: model files hold only plain values, so they load with `weights_only=True`."""
+    try:
+        return json.loads(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must hold only plain JSON values (str, int, float, bool, None, list, dict): "
+                        f"{exc}") from exc
+
+
+def save_model(result: TrainResult, path: str | os.PathLike[str], meta: dict[str, Any]) -> str:
+    """Write the model atomically (state_dict, labels, modality, cfg, meta) and return the file's sha256.
+
+    Serialised in memory first: `torch.save` to a named file embeds that name, and the atomic write goes
+    through a temporary name, so this is what keeps the bytes identical across runs.
+    """
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()},
+        "labels": list(result.labels),
+        "modality": result.modality,
+        "cfg": _plain(result.cfg, "cfg"),
+        "meta": _plain(meta, "meta"),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getvalue()
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], dict[str, Any]]:
+    """(model in eval mode, labels, meta) from a file written by `save_model`; the global RNG is untouched."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable model file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a model file written by curation.train.save_model ({MODEL_FORMAT})")
+    labels = list(payload["labels"])
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(payload["modality"], len(labels), payload["cfg"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the {payload['modality']} network: {exc}") from exc
+    model.eval()
+    return model, labels, payload["meta"]
+
+
+def sanity_overfit(x: Tensor | np.ndarray, y: Tensor | np.ndarray, labels: list[str], modality: str,
+                   cfg: dict[str, Any], seed: int, n: int = 16, steps: int = 150) -> float:
+    """Check that the network can memorise `n` samples (drawn with the seed) in `steps` full-batch steps.
+
+    Returns the accuracy on them (1.0) and raises `TrainingError` if it stays below 100%: a network that
+    cannot overfit a handful of samples points at broken inputs, labels or learning rate, not at the data.
+    Accuracy is measured in eval mode every 10 steps and at the end; no weight decay, no class weights.
+    """
+    xa = _as_inputs(x, "sanity inputs")
+    ya = _as_targets(y, xa.shape[0], len(labels), "sanity targets")
+    pick = np.sort(generator(seed, "sanity", "pick").choice(xa.shape[0], size=min(n, xa.shape[0]),
+                                                            replace=False))
+    xs, ys = xa[torch.from_numpy(pick)], ya[torch.from_numpy(pick)]
+    accuracy = 0.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "sanity", "init"))
+        model = build_model(modality, len(labels), cfg)
+        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=0.0)
+        for step in range(1, steps + 1):
+            model.train()
+            loss = F.cross_entropy(model(xs), ys)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 10 == 0 or step == steps:
+                _, accuracy = _evaluate(model, xs, ys, None)
+                if accuracy == 1.0:
+                    return accuracy
+    raise TrainingError(f"sanity check failed: the {modality} network reached only {accuracy:.0%} accuracy "
+                        f"on {xs.shape[0]} training samples after {steps} steps (expected 100%); check that "
+                        f"inputs and labels match, the input scale, and the learning rate ({cfg['lr']})")

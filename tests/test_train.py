@@ -1,0 +1,167 @@
+"""Training: learns easy synthetic problems, is deterministic for a seed, round-trips through model files."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from curation.models import build_model
+from curation.train import (
+    TrainingError,
+    load_model,
+    predict_proba,
+    sanity_overfit,
+    save_model,
+    train_model,
+)
+
+IMAGE = {"size": 16, "channels": 1}
+AUDIO = {"sample_rate": 8000, "seconds": 0.5, "n_fft": 256, "hop": 80, "n_mels": 40}
+TONES = (400.0, 1200.0, 2400.0)
+
+
+def _cfg(media: dict, **over: object) -> dict:
+    base = {"epochs": 6, "batch_size": 16, "lr": 0.003, "weight_decay": 1e-4, "patience": 3,
+            "class_weighting": True, "media": media}
+    return base | over
+
+
+def _images(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Three classes of 16x16 grey images: bright left, right or top half, in noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.uniform(0.0, 0.3, size=(n, 1, 16, 16)).astype(np.float32)
+    for i, label in enumerate(y):
+        region = (slice(None), slice(0, 8)) if label == 0 else (slice(None), slice(8, 16))
+        if label == 2:
+            region = (slice(0, 8), slice(None))
+        x[i, 0][region] += rng.uniform(0.5, 0.7)
+    return torch.from_numpy(np.clip(x, 0.0, 1.0)), y
+
+
+def _tones(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Three classes of half-second 8 kHz clips: a tone at 400, 1200 or 2400 Hz, random gain and phase, noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    t = np.arange(4000) / 8000
+    x = np.stack([rng.uniform(0.1, 0.8) * np.sin(2 * np.pi * TONES[k] * t + rng.uniform(0, 2 * np.pi))
+                  for k in y]) + rng.normal(0.0, 0.02, size=(n, 4000))
+    return torch.from_numpy(x.astype(np.float32)), y
+
+
+@pytest.fixture(scope="module")
+def image_data():
+    return _images(90, seed=1), _images(45, seed=2)
+
+
+@pytest.fixture(scope="module")
+def image_result(image_data):
+    (xt, yt), (xd, yd) = image_data
+    return train_model(xt, yt, xd, yd, ["left", "right", "top"], "image", _cfg(IMAGE), seed=7, progress=False)
+
+
+def test_image_training_learns(image_data, image_result):
+    (_, _), (xd, yd) = image_data
+    hist = image_result.history
+    assert image_result.labels == ["left", "right", "top"] and 1 <= len(hist) <= 6
+    assert [h["epoch"] for h in hist] == list(range(len(hist)))
+    best = image_result.best_epoch
+    assert hist[best]["dev_loss"] == min(h["dev_loss"] for h in hist) and hist[-1]["best_epoch"] == best
+    assert hist[best]["dev_accuracy"] > 0.9
+    probs = predict_proba(image_result.model, xd)
+    assert probs.shape == (45, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs.argmax(axis=1) == yd).mean() == pytest.approx(hist[best]["dev_accuracy"])
+    assert not image_result.model.training
+
+
+def test_early_stopping_restores_the_best_weights(image_data):
+    # dev labels rotated against train: the better the model fits train, the worse the dev loss
+    (xt, yt), (xd, yd) = image_data
+    rotated = (yd + 1) % 3
+    result = train_model(xt, yt, xd, rotated, ["left", "right", "top"], "image",
+                         _cfg(IMAGE, epochs=10, patience=2, class_weighting=False), seed=7, progress=False)
+    hist, best = result.history, result.best_epoch
+    assert len(hist) == best + 3 < 10  # stopped `patience` epochs after the best one
+    assert hist[-1]["dev_loss"] > hist[best]["dev_loss"]
+    probs = torch.from_numpy(predict_proba(result.model, xd))
+    kept_loss = float(F.cross_entropy(torch.log(probs), torch.from_numpy(rotated)))
+    assert kept_loss == pytest.approx(hist[best]["dev_loss"], rel=1e-4)
+
+
+def test_audio_training_learns_tones():
+    (xt, yt), (xd, yd) = _tones(60, seed=3), _tones(30, seed=4)
+    result = train_model(xt, yt, xd, yd, ["low", "mid", "high"], "audio", _cfg(AUDIO, epochs=5), seed=11,
+                         progress=False)
+    assert result.history[result.best_epoch]["dev_accuracy"] > 0.9
+    assert (predict_proba(result.model, xd).argmax(axis=1) == yd).mean() > 0.9
+
+
+def test_same_seed_gives_identical_model_files_and_spares_the_global_rng(tmp_path, image_data):
+    (xt, yt), (xd, yd) = image_data
+    labels = ["left", "right", "top"]
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    digests = []
+    for k, seed in enumerate((5, 5, 6)):
+        result = train_model(xt, yt, xd, yd, labels, "image", _cfg(IMAGE, epochs=2), seed=seed, progress=False)
+        digest = save_model(result, tmp_path / f"m{k}.pt", {"run": "test"})
+        assert digest == hashlib.sha256((tmp_path / f"m{k}.pt").read_bytes()).hexdigest()
+        digests.append(digest)
+    assert digests[0] == digests[1] != digests[2]
+    assert (tmp_path / "m0.pt").read_bytes() == (tmp_path / "m1.pt").read_bytes()
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0.pt", "m1.pt", "m2.pt"]  # no temporary files left
+
+
+def test_model_file_round_trip(tmp_path, image_data, image_result):
+    (_, _), (xd, _) = image_data
+    save_model(image_result, tmp_path / "model.pt", {"dataset": "toy", "version": "v1"})
+    torch_state = torch.get_rng_state()
+    model, labels, meta = load_model(tmp_path / "model.pt")
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert labels == ["left", "right", "top"] and meta == {"dataset": "toy", "version": "v1"}
+    np.testing.assert_array_equal(predict_proba(model, xd), predict_proba(image_result.model, xd))
+
+
+def test_model_file_errors(tmp_path, image_result):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"bad\.pt"):
+        load_model(bad)
+    with pytest.raises(TypeError, match="meta must hold only plain JSON values"):
+        save_model(image_result, tmp_path / "m.pt", {"when": np.datetime64("2026-01-01")})
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_predict_proba_restores_the_mode(image_data):
+    (xt, _), _ = image_data
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model("image", 3, {"image": IMAGE})
+    model.train()
+    probs = predict_proba(model, xt[:5], batch_size=2)
+    assert probs.shape == (5, 3) and probs.dtype == np.float32 and model.training
+
+
+def test_input_validation(image_data):
+    (xt, yt), (xd, yd) = image_data
+    labels = ["left", "right", "top"]
+    with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+        train_model(xt, yt + 1, xd, yd, labels, "image", _cfg(IMAGE), seed=0, progress=False)
+    with pytest.raises(ValueError, match="44 targets for 45 inputs"):
+        train_model(xt, yt, xd, yd[:-1], labels, "image", _cfg(IMAGE), seed=0, progress=False)
+    with pytest.raises(TrainingError, match=r"\['top'\] have no training samples"):
+        train_model(xt[yt < 2], yt[yt < 2], xd, yd, labels, "image", _cfg(IMAGE), seed=0, progress=False)
+    with pytest.raises(ValueError, match="unknown modality"):
+        build_model("video", 3, {"media": IMAGE})
+
+
+def test_sanity_overfit(image_data):
+    (xt, yt), _ = image_data
+    labels = ["left", "right", "top"]
+    assert sanity_overfit(xt, yt, labels, "image", _cfg(IMAGE), seed=0) == 1.0
+    shuffled = np.random.default_rng(0).permutation(yt)
+    with pytest.raises(TrainingError, match="sanity check failed"):
+        sanity_overfit(xt, shuffled, labels, "image", _cfg(IMAGE), seed=0, steps=1)
