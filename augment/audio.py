@@ -19,7 +19,7 @@ import numpy as np
 from audiomentations.core.transforms_interface import BaseWaveformTransform
 
 from augment import functional as F
-from augment.noise import NoisePool
+from augment.noise import NoiseClip, NoisePool
 from augment.rng import generator
 
 Params = dict[str, Any]
@@ -98,6 +98,9 @@ class AudioTransform(ABC):
         """Constructor arguments other than p and the noise pool."""
 
 
+AUDIBLE_DB = -20.0
+
+
 class BackgroundNoise(AudioTransform):
     """Mix a clip from the given noise groups at an SNR drawn uniformly in [min_snr_db, max_snr_db]."""
 
@@ -110,9 +113,7 @@ class BackgroundNoise(AudioTransform):
         super().__init__(p)
         if not isinstance(pool, NoisePool):
             raise ValueError(f"{self.name} needs a noise pool (NoisePool), got {type(pool).__name__}")
-        self.min_snr_db, self.max_snr_db = _range(
-            self.name, "min_snr_db", min_snr_db, "max_snr_db", max_snr_db
-        )
+        self.min_snr_db, self.max_snr_db = _range(self.name, "min_snr_db", min_snr_db, "max_snr_db", max_snr_db)
         try:
             clips = pool.select(groups)
         except ValueError as exc:
@@ -121,6 +122,7 @@ class BackgroundNoise(AudioTransform):
         self.sample_rate = pool.sample_rate
         self._clips = {clip.id: clip for clip in clips}
         self._ids = list(self._clips)
+        self._audible: dict[tuple[str, int], np.ndarray] = {}
 
     @classmethod
     def from_spec(cls, args: Mapping[str, Any], noise: NoisePool | None = None) -> AudioTransform:
@@ -135,9 +137,26 @@ class BackgroundNoise(AudioTransform):
         clip = self._clips[self._ids[int(rng.integers(len(self._ids)))]]
         return {
             "clip_id": clip.id,
-            "offset": int(rng.integers(clip.samples.size)),
+            "offset": self._audible_offset(rng, clip, x.size),
             "snr_db": float(rng.uniform(self.min_snr_db, self.max_snr_db)),
         }
+
+    def _audible_offset(self, rng: np.random.Generator, clip: NoiseClip, n: int) -> int:
+        """A uniformly drawn offset among those whose n-sample window carries sound.
+
+        Real recordings of sparse events (a door knock, a cough) are mostly silence, and a silent window
+        cannot be mixed at any SNR. A window is audible if its level is within AUDIBLE_DB of the loudest
+        window's; windows wrap around the clip's end as `fit_length` does.
+        """
+        key = (clip.id, n)
+        if key not in self._audible:
+            x = clip.samples.astype(np.float64)
+            tiled = np.resize(x, x.size + n)  # np.resize repeats the clip
+            energy = np.concatenate([[0.0], np.cumsum(tiled**2)])
+            window = energy[n : n + x.size] - energy[: x.size]
+            self._audible[key] = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
+        offsets = self._audible[key]
+        return int(offsets[int(rng.integers(offsets.size))])
 
     def _apply(self, x: np.ndarray, sample_rate: int, params: Mapping[str, Any]) -> np.ndarray:
         if sample_rate != self.sample_rate:
@@ -146,6 +165,8 @@ class BackgroundNoise(AudioTransform):
         if clip is None:
             raise ValueError(f"{self.name}: noise clip {params['clip_id']!r} is not in groups {self.groups}")
         noise = F.fit_length(clip.samples, x.size, params["offset"])
+        if F.rms(noise) == 0:
+            raise ValueError(f"{self.name}: noise clip {clip.id!r} is silent from offset {params['offset']}")
         return F.mix_at_snr(x, noise, params["snr_db"])
 
     def _args(self) -> dict[str, Any]:
@@ -157,9 +178,7 @@ class Telephone(AudioTransform):
 
     name = "Telephone"
 
-    def __init__(
-        self, low_hz: float = 300.0, high_hz: float = 3400.0, mu_law_bits: int = 8, p: float = 1.0
-    ) -> None:
+    def __init__(self, low_hz: float = 300.0, high_hz: float = 3400.0, mu_law_bits: int = 8, p: float = 1.0) -> None:
         super().__init__(p)
         self.low_hz, self.high_hz = _range(self.name, "low_hz", low_hz, "high_hz", high_hz)
         if self.low_hz <= 0 or self.low_hz == self.high_hz:
@@ -186,9 +205,7 @@ class Gain(AudioTransform):
 
     def __init__(self, min_gain_db: float, max_gain_db: float, p: float = 1.0) -> None:
         super().__init__(p)
-        self.min_gain_db, self.max_gain_db = _range(
-            self.name, "min_gain_db", min_gain_db, "max_gain_db", max_gain_db
-        )
+        self.min_gain_db, self.max_gain_db = _range(self.name, "min_gain_db", min_gain_db, "max_gain_db", max_gain_db)
 
     def _draw(self, rng: np.random.Generator, x: np.ndarray, sample_rate: int) -> Params:
         return {"gain_db": float(rng.uniform(self.min_gain_db, self.max_gain_db))}
@@ -200,9 +217,7 @@ class Gain(AudioTransform):
         return {"min_gain_db": self.min_gain_db, "max_gain_db": self.max_gain_db}
 
 
-def _run_frozen(
-    transform: BaseWaveformTransform, params: Params, x: np.ndarray, sample_rate: int
-) -> np.ndarray:
+def _run_frozen(transform: BaseWaveformTransform, params: Params, x: np.ndarray, sample_rate: int) -> np.ndarray:
     """An audiomentations transform applied with our parameters frozen, so it never draws its own."""
     transform.parameters = {"should_apply": True, **params}
     transform.freeze_parameters()
@@ -319,9 +334,7 @@ class AudioPipeline:
 
     def replay(self, x: np.ndarray, applied: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The clip with recorded parameters re-applied: no randomness, identical to the recorded run."""
-        malformed = [
-            r for r in applied if not (isinstance(r, Mapping) and isinstance(r.get("params"), Mapping))
-        ]
+        malformed = [r for r in applied if not (isinstance(r, Mapping) and isinstance(r.get("params"), Mapping))]
         if malformed:
             raise ValueError(f"each record must be a mapping with 'name' and 'params', got {malformed[0]!r}")
         expected = [t.name for t in self.transforms] + [CLIPPING_STEP]
@@ -344,7 +357,6 @@ class AudioPipeline:
         out = transform.apply(samples, self.sample_rate, params)
         if out.shape != samples.shape or out.dtype != np.float32:
             raise ValueError(
-                f"{transform.name} returned shape {out.shape} and dtype {out.dtype}; "
-                f"expected {samples.shape} float32"
+                f"{transform.name} returned shape {out.shape} and dtype {out.dtype}; expected {samples.shape} float32"
             )
         return out

@@ -125,8 +125,7 @@ def telephone(x: np.ndarray, sr: int, low_hz: float, high_hz: float, mu_law_bits
     nyquist = min(sr, TELEPHONE_RATE) / 2
     if not 0 < low_hz < high_hz < nyquist:
         raise ValueError(
-            f"telephone band must satisfy 0 < low_hz < high_hz < {nyquist:g} Hz at {sr} Hz, "
-            f"got {low_hz}-{high_hz} Hz"
+            f"telephone band must satisfy 0 < low_hz < high_hz < {nyquist:g} Hz at {sr} Hz, got {low_hz}-{high_hz} Hz"
         )
     sos = sps.butter(BANDPASS_ORDER, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
     # Edge padding of about three filter lengths, like scipy's default, capped so short clips still filter.

@@ -77,8 +77,7 @@ class NoisePool:
         missing = [g for g in groups if g not in available]
         if missing:
             raise ValueError(
-                f"no noise clips in group(s) {', '.join(map(repr, missing))}; "
-                f"available groups: {', '.join(available)}"
+                f"no noise clips in group(s) {', '.join(map(repr, missing))}; available groups: {', '.join(available)}"
             )
         wanted = set(groups)
         return [clip for clip in self._clips.values() if clip.group in wanted]

@@ -19,8 +19,22 @@ import pandas as pd
 from curation.metrics import slice_table
 from curation.slices import ALL
 
-COLUMNS = ("slice", "column", "value", "n", "share_of_data", "accuracy", "ci_low", "ci_high", "error_rate",
-           "share_of_errors", "baseline", "gap", "priority", "small")
+COLUMNS = (
+    "slice",
+    "column",
+    "value",
+    "n",
+    "share_of_data",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "error_rate",
+    "share_of_errors",
+    "baseline",
+    "gap",
+    "priority",
+    "small",
+)
 
 
 def _baseline_for(baseline: dict[str, float], name: str) -> float:
@@ -32,8 +46,9 @@ def _baseline_for(baseline: dict[str, float], name: str) -> float:
     return float(baseline["default"])
 
 
-def error_table(pred: pd.DataFrame, slice_cols: list[str], baseline: dict[str, float], seed: int,
-                min_size: int, n_boot: int = 1000) -> pd.DataFrame:
+def error_table(
+    pred: pd.DataFrame, slice_cols: list[str], baseline: dict[str, float], seed: int, min_size: int, n_boot: int = 1000
+) -> pd.DataFrame:
     """The error-analysis table: one row per slice (see the module docstring for gap and priority).
 
     `pred` as for `metrics.slice_table`; `baseline` maps "column=value" (or "all") to a human-level accuracy,
@@ -75,14 +90,30 @@ def _cell(value: Any) -> str:
 
 def to_markdown(table: pd.DataFrame) -> str:
     """The error table as a Markdown table, accuracy shown as "0.83 [0.78, 0.88]" (95% interval)."""
-    head = ["slice", "n", "share of data", "accuracy [95% CI]", "error rate", "share of errors", "baseline",
-            "gap", "priority", "small"]
+    head = [
+        "slice",
+        "n",
+        "share of data",
+        "accuracy [95% CI]",
+        "error rate",
+        "share of errors",
+        "baseline",
+        "gap",
+        "priority",
+        "small",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + [":-:"]) + "|"]
     for r in table.to_dict("records"):
         cells = [
-            _cell(r["slice"]), str(int(r["n"])), f"{r['share_of_data']:.2f}",
-            f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", f"{r['error_rate']:.2f}",
-            f"{r['share_of_errors']:.2f}", f"{r['baseline']:.2f}", f"{r['gap']:.3f}", f"{r['priority']:.3f}",
+            _cell(r["slice"]),
+            str(int(r["n"])),
+            f"{r['share_of_data']:.2f}",
+            f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+            f"{r['error_rate']:.2f}",
+            f"{r['share_of_errors']:.2f}",
+            f"{r['baseline']:.2f}",
+            f"{r['gap']:.3f}",
+            f"{r['priority']:.3f}",
             "yes" if r["small"] else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from augment.pipeline import build_pipeline
 from augment.rng import derive_seed, generator
 from curation import manifest
-from curation.conditions import file_name, load_sample, noise_pool, save_sample
+from curation.conditions import augment_sample, file_name, load_sample, noise_pool, save_sample
 
 TRAIN_NOISE_POOL = "augment"
 
@@ -76,12 +76,10 @@ def generate_candidates(
     for target, count in allocation.items():
         spec = policies[target]
         pipeline = build_pipeline(modality, spec, sample_rate=media_cfg.get("sample_rate"), noise=pool)
-        for k, source_id in enumerate(
-            tqdm(pick_sources(train, count, seed, target), desc=target, leave=False)
-        ):
+        for k, source_id in enumerate(tqdm(pick_sources(train, count, seed, target), desc=target, leave=False)):
             src = by_id.loc[source_id]
             sample_seed = derive_seed(seed, "candidate", target, k)
-            y, applied = pipeline(load_sample(src["path"], modality, media_cfg), sample_seed)
+            y, applied = augment_sample(pipeline, load_sample(src["path"], modality, media_cfg), sample_seed, source_id)
             cand_id = f"aug/{target}/{k:05d}"
             rel = Path("files") / file_name(cand_id, modality)
             save_sample(out_dir / rel, y, modality, media_cfg)

@@ -78,9 +78,7 @@ def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cf
     """Correlation in [0, 1] of source and candidate after standardisation (pixels, or log-mel for audio)."""
     if modality == "audio":
         pair = torch.from_numpy(np.stack([source, candidate]).astype(np.float32))
-        feats = log_mel(
-            pair, media_cfg["sample_rate"], media_cfg["n_fft"], media_cfg["hop"], media_cfg["n_mels"]
-        )
+        feats = log_mel(pair, media_cfg["sample_rate"], media_cfg["n_fft"], media_cfg["hop"], media_cfg["n_mels"])
         a, b = feats[0].numpy().ravel(), feats[1].numpy().ravel()
     else:
         a, b = source.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()

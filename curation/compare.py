@@ -74,9 +74,7 @@ def to_markdown(table: pd.DataFrame, versions: list[str]) -> str:
         cells += [f"{r[f'acc_{v}']:.3f} [{r[f'ci_low_{v}']:.3f}, {r[f'ci_high_{v}']:.3f}]" for v in versions]
         for v in versions[1:]:
             mark = " !" if r[f"significant_{v}"] else ""
-            cells.append(
-                f"{r[f'delta_{v}']:+.3f} [{r[f'delta_low_{v}']:+.3f}, {r[f'delta_high_{v}']:+.3f}]{mark}"
-            )
+            cells.append(f"{r[f'delta_{v}']:+.3f} [{r[f'delta_low_{v}']:+.3f}, {r[f'delta_high_{v}']:+.3f}]{mark}")
         cells += [f"{r[f'p_{v}']:.3g}" for v in versions[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     legend = "\n*: slice targeted by augmentation. !: significant change (McNemar p < 0.05, CI excludes 0).\n"

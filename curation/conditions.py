@@ -28,9 +28,7 @@ def noise_pool(noise: pd.DataFrame, pool: str, sample_rate: int) -> NoisePool:
     """The background-noise clips of one pool (`augment` or `test`), decoded at the data's sample rate."""
     rows = noise[noise["pool"] == pool].sort_values("id")
     clips = [
-        NoiseClip(
-            id=r.id, group=r.group, samples=media.load_audio(r.path, sample_rate), sample_rate=sample_rate
-        )
+        NoiseClip(id=r.id, group=r.group, samples=media.load_audio(r.path, sample_rate), sample_rate=sample_rate)
         for r in rows.itertuples()
     ]
     return NoisePool(clips)
@@ -54,6 +52,14 @@ def save_sample(path: Path, x: np.ndarray, modality: str, media_cfg: dict[str, A
 def file_name(sample_id: str, modality: str) -> str:
     """A flat, safe file name for a derived sample id."""
     return f"{derive_seed(0, sample_id):016x}" + (".wav" if modality == "audio" else ".png")
+
+
+def augment_sample(pipeline: Pipeline, x: np.ndarray, seed: int, sample_id: str) -> tuple[np.ndarray, list[dict]]:
+    """Run a pipeline on one sample; a failure names the sample."""
+    try:
+        return pipeline(x, seed)
+    except ValueError as exc:
+        raise ValueError(f"sample {sample_id!r}: {exc}") from exc
 
 
 def build_pipelines(
@@ -93,7 +99,7 @@ def build_eval_set(
         derived = []
         for r in tqdm(base.itertuples(index=False), total=len(base), desc=f"{part}/{name}", leave=False):
             x = load_sample(r.path, modality, media_cfg)
-            y, applied = pipeline(x, derive_seed(seed, "condition", name, r.id))
+            y, applied = augment_sample(pipeline, x, derive_seed(seed, "condition", name, r.id), r.id)
             new_id = f"{r.id}@{name}"
             rel = Path(part) / name / file_name(new_id, modality)
             save_sample(out_dir / rel, y, modality, media_cfg)

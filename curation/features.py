@@ -53,8 +53,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     a constant, useless feature.
     """
     if sample_rate <= 0 or n_fft < 2 or n_mels < 1:
-        raise ValueError(f"mel filterbank needs sample_rate > 0, n_fft >= 2, n_mels >= 1; got "
-                         f"{sample_rate}, {n_fft}, {n_mels}")
+        raise ValueError(
+            f"mel filterbank needs sample_rate > 0, n_fft >= 2, n_mels >= 1; got {sample_rate}, {n_fft}, {n_mels}"
+        )
     edges = _mel_edges(sample_rate, n_mels)
     freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
     left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
@@ -63,8 +64,10 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     weights = np.clip(np.minimum(rising, falling), 0.0, None)
     empty = np.flatnonzero(weights.sum(axis=1) == 0)
     if empty.size:
-        raise ValueError(f"mel filter(s) {empty.tolist()} cover no FFT bin with n_fft={n_fft} at "
-                         f"{sample_rate} Hz; use fewer than {n_mels} mels or a larger n_fft")
+        raise ValueError(
+            f"mel filter(s) {empty.tolist()} cover no FFT bin with n_fft={n_fft} at "
+            f"{sample_rate} Hz; use fewer than {n_mels} mels or a larger n_fft"
+        )
     return torch.from_numpy(weights.astype(np.float32))
 
 
@@ -83,8 +86,16 @@ def log_mel(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int
         raise ValueError(f"log_mel expects waveforms shaped (batch, samples), got {tuple(x.shape)}")
     x = x.float()
     window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
-    spec = torch.stft(x, n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window, center=True,
-                      pad_mode="reflect", return_complex=True)
+    spec = torch.stft(
+        x,
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
     power = spec.real.square() + spec.imag.square()
     fb = _shared_filterbank(int(sample_rate), int(n_fft), int(n_mels)).to(device=x.device, dtype=x.dtype)
     return torch.log(torch.matmul(fb, power) + LOG_EPS)
@@ -97,8 +108,10 @@ def media_config(cfg: dict[str, Any], modality: str) -> dict[str, Any]:
         raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     section = cfg.get(modality, cfg.get("media"))
     if not isinstance(section, dict):
-        raise ValueError(f"no {modality} settings: expected a mapping at cfg[{modality!r}] or cfg['media']; "
-                         f"the config has {sorted(cfg)}")
+        raise ValueError(
+            f"no {modality} settings: expected a mapping at cfg[{modality!r}] or cfg['media']; "
+            f"the config has {sorted(cfg)}"
+        )
     return section
 
 
@@ -122,10 +135,10 @@ def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     n = samples.shape[0]
     if n >= length:
         start = (n - length) // 2
-        return samples[start:start + length]
+        return samples[start : start + length]
     out = np.zeros(length, dtype=np.float32)
     start = (length - n) // 2
-    out[start:start + n] = samples
+    out[start : start + n] = samples
     return out
 
 

@@ -56,17 +56,13 @@ def gallery_html(
     per_group: int = 8,
 ) -> str:
     """The gallery page: for each target slice and verdict, the first `per_group` candidates by id."""
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Checklist gallery</title><style>{STYLE}"
-    ]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Checklist gallery</title><style>{STYLE}"]
     parts.append("</style></head><body><h1>Checklist verdicts</h1>")
     counts = judged.groupby(["target_slice", "verdict"]).size()
     for target in sorted(judged["target_slice"].unique()):
         parts.append(f"<h2>{html.escape(target)}</h2>")
         for verdict in VERDICTS:
-            group = judged[(judged["target_slice"] == target) & (judged["verdict"] == verdict)].sort_values(
-                "id"
-            )
+            group = judged[(judged["target_slice"] == target) & (judged["verdict"] == verdict)].sort_values("id")
             if group.empty:
                 continue
             total = int(counts.get((target, verdict), 0))

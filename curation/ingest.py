@@ -73,10 +73,12 @@ def ingest(
     kind = _require(source, "kind", "source")
     if kind == "csv":
         columns = {"label": source.get("label_column") or "label"}
-        rows = _read_csv(Path(_require(source, "manifest", "source")), root, source, columns, REQUIRED)
+        listed = _read_csv(Path(_require(source, "manifest", "source")), root, source, columns, REQUIRED)
+        rows = select_rows(listed, source.get("query"))
         ignored: list[dict[str, str]] = []
     elif kind == "folder":
         rows, ignored = _scan_folder(root, EXTENSIONS[modality])
+        listed = rows
     else:
         raise IngestError(f"source kind {kind!r}: must be 'csv' or 'folder'")
     allowed = None if labels is None else [str(label) for label in labels]
@@ -92,6 +94,8 @@ def ingest(
     kept["split"] = ""
     counts = Counter(kept["label"])
     report = {
+        "listed": len(listed),
+        "excluded_by_query": len(listed) - len(rows),
         "seen": len(rows),
         "kept": len(kept),
         "quarantined": len(rows) - len(kept),
@@ -100,6 +104,25 @@ def ingest(
         "labels": {label: counts[label] for label in (allowed or sorted(counts))},
     }
     return kept[[*REQUIRED, *(c for c in kept.columns if c not in REQUIRED)]], report
+
+
+def select_rows(rows: pd.DataFrame, query: str | None) -> pd.DataFrame:
+    """The rows a pandas `query` over the CSV's columns keeps (all without one); numeric-looking columns
+    compare as numbers, so `index < 10` means what it says. Used to run on a subset of a large source."""
+    if not query:
+        return rows
+    typed = rows.copy()
+    for col in typed.columns:
+        numbers = pd.to_numeric(typed[col], errors="coerce")
+        if numbers.notna().all():
+            typed[col] = numbers
+    try:
+        keep = typed.eval(query)
+    except (SyntaxError, ValueError, KeyError, TypeError, pd.errors.UndefinedVariableError) as exc:
+        raise IngestError(f"source query {query!r} cannot be evaluated: {exc}") from exc
+    if not (isinstance(keep, pd.Series) and keep.dtype == bool):
+        raise IngestError(f"source query {query!r} must give True or False per row")
+    return rows[keep.to_numpy()].reset_index(drop=True)
 
 
 def ingest_noise(
@@ -138,9 +161,7 @@ def ingest_noise(
         "group": noise_cfg.get("group_column") or "group",
         "pool": noise_cfg.get("pool_column") or "pool",
     }
-    rows = _read_csv(
-        Path(_require(noise_cfg, "manifest", "noise")), root_path, noise_cfg, columns, NOISE_COLUMNS
-    )
+    rows = _read_csv(Path(_require(noise_cfg, "manifest", "noise")), root_path, noise_cfg, columns, NOISE_COLUMNS)
     kept, findings = _validate(rows, root_path, decode, group_problems, on_error, "noise clips")
     clips = kept.groupby(["group", "pool"]).size()
     report = {

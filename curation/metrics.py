@@ -41,8 +41,7 @@ def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bootstrap_ci(correct: np.ndarray, seed: int, n_boot: int = 1000,
-                 level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_ci(correct: np.ndarray, seed: int, n_boot: int = 1000, level: float = 0.95) -> tuple[float, float, float]:
     """(accuracy, low, high): the accuracy and its percentile-bootstrap interval, from a Generator seeded by
     `seed`."""
     arr = _outcomes(correct, "bootstrap_ci")
@@ -61,8 +60,9 @@ def _check_pred(pred: pd.DataFrame, slice_cols: list[str]) -> None:
         raise ValueError("predictions are empty")
 
 
-def slice_table(pred: pd.DataFrame, slice_cols: list[str], seed: int, n_boot: int = 1000,
-                min_size: int = 20) -> pd.DataFrame:
+def slice_table(
+    pred: pd.DataFrame, slice_cols: list[str], seed: int, n_boot: int = 1000, min_size: int = 20
+) -> pd.DataFrame:
     """Accuracy with a 95% bootstrap interval for "all" and every "column=value" slice of `slice_cols`.
 
     `pred` has columns id, label, pred, correct (bool) and the slice columns. Rows: "all" first, then each
@@ -77,11 +77,18 @@ def slice_table(pred: pd.DataFrame, slice_cols: list[str], seed: int, n_boot: in
         mask = slice_mask(pred, name).to_numpy()
         acc, lo, hi = bootstrap_ci(correct[mask], seed=derive_seed(seed, "slice", name), n_boot=n_boot)
         column, _, value = name.partition("=")
-        rows.append({
-            "slice": name, "column": None if name == ALL else column, "value": None if name == ALL else value,
-            "n": int(mask.sum()), "accuracy": acc, "ci_low": lo, "ci_high": hi,
-            "small": bool(mask.sum() < min_size),
-        })
+        rows.append(
+            {
+                "slice": name,
+                "column": None if name == ALL else column,
+                "value": None if name == ALL else value,
+                "n": int(mask.sum()),
+                "accuracy": acc,
+                "ci_low": lo,
+                "ci_high": hi,
+                "small": bool(mask.sum() < min_size),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -115,8 +122,9 @@ def class_report(pred: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def paired_delta(correct_a: np.ndarray, correct_b: np.ndarray, seed: int, n_boot: int = 1000,
-                 level: float = 0.95) -> dict[str, float | int]:
+def paired_delta(
+    correct_a: np.ndarray, correct_b: np.ndarray, seed: int, n_boot: int = 1000, level: float = 0.95
+) -> dict[str, float | int]:
     """Accuracy of model b minus model a on the same samples, with a paired percentile-bootstrap interval
     (samples resampled together) and the exact McNemar p-value (two-sided binomial test on the discordant
     pairs; 1.0 when there are none).
@@ -134,5 +142,12 @@ def paired_delta(correct_a: np.ndarray, correct_b: np.ndarray, seed: int, n_boot
     lo, hi = _percentiles((draws[:, 1] - draws[:, 0]) / n, level)
     discordant = a_only + b_only
     p = binomtest(b_only, discordant, 0.5).pvalue if discordant else 1.0
-    return {"delta": (b_only - a_only) / n, "ci_low": lo, "ci_high": hi, "p_mcnemar": float(p), "n": n,
-            "a_only": a_only, "b_only": b_only}
+    return {
+        "delta": (b_only - a_only) / n,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_mcnemar": float(p),
+        "n": n,
+        "a_only": a_only,
+        "b_only": b_only,
+    }

@@ -22,16 +22,27 @@ class SmallCNN(nn.Module):
     """An optional max-pool stem, Conv(3x3)-BatchNorm-ReLU-MaxPool(2) blocks, global average pooling, and one
     linear layer."""
 
-    def __init__(self, modality: str, in_channels: int, n_classes: int, widths: tuple[int, ...],
-                 cfg: dict[str, Any], stem_pool: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        modality: str,
+        in_channels: int,
+        n_classes: int,
+        widths: tuple[int, ...],
+        cfg: dict[str, Any],
+        stem_pool: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.modality = modality
         self.cfg = cfg
         self.n_classes = n_classes
         blocks: list[nn.Module] = [nn.MaxPool2d(stem_pool)] if stem_pool else []
         for width in widths:
-            blocks += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
-                       nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             in_channels = width
         self.features = nn.Sequential(*blocks)
         self.head = nn.Linear(in_channels, n_classes)

@@ -90,17 +90,25 @@ def _evaluate(model: nn.Module, x: Tensor, y: Tensor, weight: Tensor | None) -> 
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, x.shape[0], EVAL_BATCH):
-            logits = model(x[i:i + EVAL_BATCH])
-            yb = y[i:i + EVAL_BATCH]
+            logits = model(x[i : i + EVAL_BATCH])
+            yb = y[i : i + EVAL_BATCH]
             loss_sum += float(F.cross_entropy(logits, yb, weight=weight, reduction="sum"))
             correct += int((logits.argmax(dim=1) == yb).sum())
     denom = float(weight[y].sum()) if weight is not None else float(y.shape[0])
     return loss_sum / denom, correct / y.shape[0]
 
 
-def train_model(x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_dev: Tensor | np.ndarray,
-                y_dev: Tensor | np.ndarray, labels: list[str], modality: str, cfg: dict[str, Any], seed: int,
-                progress: bool = True) -> TrainResult:
+def train_model(
+    x_train: Tensor | np.ndarray,
+    y_train: Tensor | np.ndarray,
+    x_dev: Tensor | np.ndarray,
+    y_dev: Tensor | np.ndarray,
+    labels: list[str],
+    modality: str,
+    cfg: dict[str, Any],
+    seed: int,
+    progress: bool = True,
+) -> TrainResult:
     """Train `build_model(modality, len(labels), cfg)` with AdamW and early stopping on the dev loss.
 
     x_*: what `features.load_inputs` returns; y_*: class indices into `labels`. `cfg`: the params' train
@@ -119,8 +127,7 @@ def train_model(x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_de
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "train", "init"))
         model = build_model(modality, len(labels), cfg)
-        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]),
-                                weight_decay=float(cfg["weight_decay"]))
+        opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
         best_loss, best_epoch, best_state = float("inf"), 0, None
         bar = tqdm(range(epochs), desc=f"train {modality}", unit="epoch", disable=not progress or None)
         for epoch in bar:
@@ -128,12 +135,14 @@ def train_model(x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_de
             order = torch.randperm(xt.shape[0], generator=shuffle)
             loss_sum = 0.0
             for start in range(0, xt.shape[0], batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 loss = F.cross_entropy(model(xt[idx]), yt[idx], weight=weight)
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"training loss became {float(loss.detach())} at epoch {epoch}, "
-                                        f"batch from sample {start}; lower the learning rate "
-                                        f"({cfg['lr']}) or check the inputs")
+                    raise TrainingError(
+                        f"training loss became {float(loss.detach())} at epoch {epoch}, "
+                        f"batch from sample {start}; lower the learning rate "
+                        f"({cfg['lr']}) or check the inputs"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -142,18 +151,27 @@ def train_model(x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_de
             if dev_loss < best_loss:
                 best_loss, best_epoch = dev_loss, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            history.append({"epoch": epoch, "train_loss": loss_sum / xt.shape[0], "dev_loss": dev_loss,
-                            "dev_accuracy": dev_acc, "best_epoch": best_epoch})
-            bar.set_postfix(train_loss=f"{loss_sum / xt.shape[0]:.3f}", dev_loss=f"{dev_loss:.3f}",
-                            dev_acc=f"{dev_acc:.3f}")
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss_sum / xt.shape[0],
+                    "dev_loss": dev_loss,
+                    "dev_accuracy": dev_acc,
+                    "best_epoch": best_epoch,
+                }
+            )
+            bar.set_postfix(
+                train_loss=f"{loss_sum / xt.shape[0]:.3f}", dev_loss=f"{dev_loss:.3f}", dev_acc=f"{dev_acc:.3f}"
+            )
             if epoch - best_epoch >= patience:
                 break
     if best_state is None:
         raise TrainingError(f"no epoch gave a finite dev loss in {epochs} epoch(s)")
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model=model, labels=list(labels), history=history, best_epoch=best_epoch,
-                       modality=modality, cfg=cfg)
+    return TrainResult(
+        model=model, labels=list(labels), history=history, best_epoch=best_epoch, modality=modality, cfg=cfg
+    )
 
 
 def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -164,8 +182,7 @@ def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EV
     model.eval()
     try:
         with torch.inference_mode():
-            parts = [torch.softmax(model(xt[i:i + batch_size]), dim=1)
-                     for i in range(0, xt.shape[0], batch_size)]
+            parts = [torch.softmax(model(xt[i : i + batch_size]), dim=1) for i in range(0, xt.shape[0], batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(parts).numpy()
@@ -176,8 +193,9 @@ def _plain(obj: Any, what: str) -> Any:
     try:
         return json.loads(json.dumps(obj, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must hold only plain JSON values (str, int, float, bool, None, list, dict): "
-                        f"{exc}") from exc
+        raise TypeError(
+            f"{what} must hold only plain JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from exc
 
 
 def save_model(result: TrainResult, path: str | os.PathLike[str], meta: dict[str, Any]) -> str:
@@ -220,8 +238,16 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], dict
     return model, labels, payload["meta"]
 
 
-def sanity_overfit(x: Tensor | np.ndarray, y: Tensor | np.ndarray, labels: list[str], modality: str,
-                   cfg: dict[str, Any], seed: int, n: int = 16, steps: int = 150) -> float:
+def sanity_overfit(
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    labels: list[str],
+    modality: str,
+    cfg: dict[str, Any],
+    seed: int,
+    n: int = 16,
+    steps: int = 150,
+) -> float:
     """Check that the network can memorise `n` samples (drawn with the seed) in `steps` full-batch steps.
 
     Returns the accuracy on them (1.0) and raises `TrainingError` if it stays below 100%: a network that
@@ -230,8 +256,7 @@ def sanity_overfit(x: Tensor | np.ndarray, y: Tensor | np.ndarray, labels: list[
     """
     xa = _as_inputs(x, "sanity inputs")
     ya = _as_targets(y, xa.shape[0], len(labels), "sanity targets")
-    pick = np.sort(generator(seed, "sanity", "pick").choice(xa.shape[0], size=min(n, xa.shape[0]),
-                                                            replace=False))
+    pick = np.sort(generator(seed, "sanity", "pick").choice(xa.shape[0], size=min(n, xa.shape[0]), replace=False))
     xs, ys = xa[torch.from_numpy(pick)], ya[torch.from_numpy(pick)]
     accuracy = 0.0
     with torch.random.fork_rng(devices=[]):
@@ -248,6 +273,8 @@ def sanity_overfit(x: Tensor | np.ndarray, y: Tensor | np.ndarray, labels: list[
                 _, accuracy = _evaluate(model, xs, ys, None)
                 if accuracy == 1.0:
                     return accuracy
-    raise TrainingError(f"sanity check failed: the {modality} network reached only {accuracy:.0%} accuracy "
-                        f"on {xs.shape[0]} training samples after {steps} steps (expected 100%); check that "
-                        f"inputs and labels match, the input scale, and the learning rate ({cfg['lr']})")
+    raise TrainingError(
+        f"sanity check failed: the {modality} network reached only {accuracy:.0%} accuracy "
+        f"on {xs.shape[0]} training samples after {steps} steps (expected 100%); check that "
+        f"inputs and labels match, the input scale, and the learning rate ({cfg['lr']})"
+    )

@@ -80,10 +80,7 @@ def build_version(
             "rejected": int((decided["decision"] == "reject").sum()),
             "unsure": int((decided["decision"] == "unsure").sum()),
         },
-        "train_per_label": version[version["split"] == "train"]["label"]
-        .value_counts()
-        .sort_index()
-        .to_dict(),
+        "train_per_label": version[version["split"] == "train"]["label"].value_counts().sort_index().to_dict(),
         "max_class_prior_shift": float(shift.max()) if len(shift) else 0.0,
     }
     return version, changes

@@ -10,20 +10,30 @@ BASELINE = {"default": 0.97, "condition=blur": 0.9}
 
 def _frame() -> pd.DataFrame:
     correct = [True] * 6 + [False] * 4
-    return pd.DataFrame({
-        "id": [f"s{i}" for i in range(10)], "label": ["x"] * 10,
-        "pred": ["x" if c else "y" for c in correct], "correct": correct,
-        "condition": ["clean"] * 4 + ["dark"] * 4 + ["blur"] * 2,
-        "speaker": ["a", "b"] * 5,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(10)],
+            "label": ["x"] * 10,
+            "pred": ["x" if c else "y" for c in correct],
+            "correct": correct,
+            "condition": ["clean"] * 4 + ["dark"] * 4 + ["blur"] * 2,
+            "speaker": ["a", "b"] * 5,
+        }
+    )
 
 
 def test_hand_computed_error_table():
     table = error_table(_frame(), ["condition", "speaker"], BASELINE, seed=0, min_size=3)
     assert tuple(table.columns) == COLUMNS
     # "all" first, then by priority; speaker=a and speaker=b tie and go by name
-    assert table["slice"].tolist() == ["all", "condition=dark", "speaker=a", "speaker=b", "condition=blur",
-                                       "condition=clean"]
+    assert table["slice"].tolist() == [
+        "all",
+        "condition=dark",
+        "speaker=a",
+        "speaker=b",
+        "condition=blur",
+        "condition=clean",
+    ]
     t = table.set_index("slice")
     assert t["n"].tolist() == [10, 4, 5, 5, 2, 4]
     assert t["share_of_data"].tolist() == pytest.approx([1.0, 0.4, 0.5, 0.5, 0.2, 0.4])
@@ -60,14 +70,38 @@ def test_baseline_problems_are_reported():
 
 
 def test_markdown_table():
-    table = pd.DataFrame([
-        {"slice": "all", "n": 200, "share_of_data": 1.0, "accuracy": 0.8312, "ci_low": 0.7777, "ci_high": 0.8801,
-         "error_rate": 0.1688, "share_of_errors": 1.0, "baseline": 0.97, "gap": 0.1388, "priority": 0.1388,
-         "small": False},
-        {"slice": "note=a|b", "n": 12, "share_of_data": 0.06, "accuracy": 0.5, "ci_low": 0.25, "ci_high": 0.75,
-         "error_rate": 0.5, "share_of_errors": 0.1777, "baseline": 0.97, "gap": 0.47, "priority": 0.0282,
-         "small": True},
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "slice": "all",
+                "n": 200,
+                "share_of_data": 1.0,
+                "accuracy": 0.8312,
+                "ci_low": 0.7777,
+                "ci_high": 0.8801,
+                "error_rate": 0.1688,
+                "share_of_errors": 1.0,
+                "baseline": 0.97,
+                "gap": 0.1388,
+                "priority": 0.1388,
+                "small": False,
+            },
+            {
+                "slice": "note=a|b",
+                "n": 12,
+                "share_of_data": 0.06,
+                "accuracy": 0.5,
+                "ci_low": 0.25,
+                "ci_high": 0.75,
+                "error_rate": 0.5,
+                "share_of_errors": 0.1777,
+                "baseline": 0.97,
+                "gap": 0.47,
+                "priority": 0.0282,
+                "small": True,
+            },
+        ]
+    )
     assert to_markdown(table) == (
         "| slice | n | share of data | accuracy [95% CI] | error rate | share of errors | baseline | gap "
         "| priority | small |\n"

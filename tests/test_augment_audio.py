@@ -132,9 +132,7 @@ def test_records_are_json_and_describe_each_transform(pool, clip):
     pipeline = build_pipeline("audio", POLICY, sample_rate=SR, noise=pool)
     applied = [pipeline(clip, seed)[1] for seed in range(40)]
     assert all(json.loads(json.dumps(records)) == records for records in applied)
-    assert all(
-        [r["name"] for r in records] == [*(e["name"] for e in POLICY), CLIPPING_STEP] for records in applied
-    )
+    assert all([r["name"] for r in records] == [*(e["name"] for e in POLICY), CLIPPING_STEP] for records in applied)
     noise_params = [records[0]["params"] for records in applied if records[0]["params"]["applied"]]
     assert {p["clip_id"] for p in noise_params} == {"car-a", "car-b"}
     assert all(-3 <= p["snr_db"] <= 12 for p in noise_params)
@@ -168,9 +166,7 @@ def test_telephone_output_has_mu_law_levels(clip):
 
 
 def test_probability_zero_leaves_the_clip_untouched(clip):
-    pipeline = build_pipeline(
-        "audio", [{"name": "Gain", "min_gain_db": 3, "max_gain_db": 6, "p": 0}], sample_rate=SR
-    )
+    pipeline = build_pipeline("audio", [{"name": "Gain", "min_gain_db": 3, "max_gain_db": 6, "p": 0}], sample_rate=SR)
     out, records = pipeline(clip, 8)
     assert records[0]["params"] == {"applied": False}
     assert out.tobytes() == clip.tobytes()
@@ -209,9 +205,7 @@ def test_to_dict_rebuilds_the_same_pipeline(pool, clip):
 
 def test_every_audio_condition_and_policy_in_params_runs(pool, clip):
     datasets = [d for d in PARAMS["datasets"].values() if d["modality"] == "audio"]
-    specs = [
-        spec for d in datasets for spec in (*d["conditions"].values(), *d["augment"]["policies"].values())
-    ]
+    specs = [spec for d in datasets for spec in (*d["conditions"].values(), *d["augment"]["policies"].values())]
     assert specs
     for spec in specs:
         pipeline = build_pipeline("audio", spec, sample_rate=SR, noise=pool)
@@ -341,3 +335,20 @@ def test_bad_input_and_foreign_records_are_rejected(pool, clip):
 def test_apply_rejects_parameters_it_cannot_use(clip):
     with pytest.raises(ValueError, match="Gain: parameters lack gain_db"):
         Gain(min_gain_db=0, max_gain_db=1).apply(clip, SR, {"applied": True})
+
+
+def test_background_noise_skips_silent_stretches_of_a_sparse_recording():
+    sr = 8000
+    knock = np.zeros(5 * sr, dtype=np.float32)
+    knock[2 * sr : 2 * sr + 800] = 0.5  # one short event in five seconds of digital silence
+    pool = NoisePool([NoiseClip(id="door", group="human", samples=knock, sample_rate=sr)])
+    pipeline = build_pipeline(
+        "audio",
+        [{"name": "BackgroundNoise", "groups": ["human"], "min_snr_db": 5, "max_snr_db": 5}],
+        sample_rate=sr,
+        noise=pool,
+    )
+    speech = np.sin(np.linspace(0, 400, sr)).astype(np.float32) * 0.3
+    for seed in range(20):
+        out, _ = pipeline(speech, seed)
+        assert not np.array_equal(out, speech), seed

@@ -102,9 +102,7 @@ def test_transforms_draw_independently_of_each_other():
 
 def test_every_image_condition_and_policy_in_params_runs():
     datasets = [d for d in PARAMS["datasets"].values() if d["modality"] == "image"]
-    specs = [
-        spec for d in datasets for spec in (*d["conditions"].values(), *d["augment"]["policies"].values())
-    ]
+    specs = [spec for d in datasets for spec in (*d["conditions"].values(), *d["augment"]["policies"].values())]
     assert specs
     for spec in specs:
         pipeline = build_pipeline("image", spec)
@@ -117,9 +115,7 @@ def test_conditions_change_the_image_as_named():
     dark = build_pipeline("image", [DARK[0]])(GREY, 1)[0]
     blurred = build_pipeline("image", [GEOMETRIC[1] | {"p": 1.0}])(GREY, 1)[0]
     assert dark.mean() < GREY.mean()
-    assert (
-        np.abs(np.diff(blurred.astype(int), axis=1)).mean() < np.abs(np.diff(GREY.astype(int), axis=1)).mean()
-    )
+    assert np.abs(np.diff(blurred.astype(int), axis=1)).mean() < np.abs(np.diff(GREY.astype(int), axis=1)).mean()
 
 
 def test_to_dict_returns_the_spec_and_rebuilds_the_pipeline():

@@ -96,8 +96,7 @@ def test_load_images_grey_resized_and_rgb(tmp_path):
     a = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 4).astype(np.uint8)
     save_image(tmp_path / "a.png", a)
     save_image(tmp_path / "b.png", np.full((20, 12), 200, dtype=np.uint8))
-    x = load_inputs([str(tmp_path / "a.png"), str(tmp_path / "b.png")], "image", {"image": {"size": 8,
-                                                                                              "channels": 1}})
+    x = load_inputs([str(tmp_path / "a.png"), str(tmp_path / "b.png")], "image", {"image": {"size": 8, "channels": 1}})
     assert x.shape == (2, 1, 8, 8) and x.dtype == torch.float32
     np.testing.assert_allclose(x[0, 0].numpy(), a / 255.0, atol=1e-7)
     np.testing.assert_allclose(x[1].numpy(), 200 / 255.0, atol=1e-6)  # a flat image stays flat when resized

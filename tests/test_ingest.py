@@ -195,9 +195,7 @@ def test_csv_paths_are_relative_to_the_csv_folder(tmp_path: Path) -> None:
     assert df["id"].tolist() == ["../b.wav", "clips/a.wav"]  # ids as given, rows in id order
     assert df["path"].tolist() == [(root / "b.wav").as_posix(), (root / "fsdd/clips/a.wav").as_posix()]
     assert df["group"].tolist() == ["g2", "g1"]  # a metadata column may be named like a noise column
-    assert [(f["path"], "outside the data root" in f["reason"]) for f in report["findings"]] == [
-        ("../../c.wav", True)
-    ]
+    assert [(f["path"], "outside the data root" in f["reason"]) for f in report["findings"]] == [("../../c.wav", True)]
 
 
 def test_noise_clips_are_checked_and_reported(tmp_path: Path) -> None:
@@ -253,3 +251,27 @@ def test_bad_settings(tmp_path: Path) -> None:
         ingest(source, "audio", LABELS, "fail", {})
     with pytest.raises(IngestError, match="no column"):
         ingest({**source, "label_column": "class"}, "audio", LABELS, "fail", AUDIO)
+
+
+def test_source_query_selects_a_subset_and_counts_reconcile(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    rows = []
+    for i in range(4):
+        save_image(root / f"{i}.png", np.full((4, 4), 10 * i, np.uint8))
+        rows.append(f"{i}.png,{i % 2},{i}")
+    (root / "meta.csv").write_text("path,label,index\n" + "\n".join(rows) + "\n")
+    source = {"kind": "csv", "root": str(root), "manifest": str(root / "meta.csv"), "query": "index >= 2"}
+    df, report = ingest(source, "image", ["0", "1"], "fail", {"channels": 1})
+    assert sorted(df["index"]) == ["2", "3"]
+    assert (report["listed"], report["excluded_by_query"], report["seen"]) == (4, 2, 2)
+
+
+def test_source_query_that_cannot_be_evaluated_is_named(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    save_image(root / "a.png", np.zeros((4, 4), np.uint8))
+    (root / "meta.csv").write_text("path,label\na.png,0\n")
+    source = {"kind": "csv", "root": str(root), "manifest": str(root / "meta.csv"), "query": "speaker == 'x'"}
+    with pytest.raises(IngestError, match="source query"):
+        ingest(source, "image", ["0"], "fail", {"channels": 1})

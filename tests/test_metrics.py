@@ -11,8 +11,15 @@ from curation.metrics import bootstrap_ci, class_report, paired_delta, slice_tab
 
 def _pred(correct: list[bool], **slices: list[str]) -> pd.DataFrame:
     n = len(correct)
-    return pd.DataFrame({"id": [f"s{i:02d}" for i in range(n)], "label": ["a"] * n,
-                         "pred": ["a" if c else "b" for c in correct], "correct": correct, **slices})
+    return pd.DataFrame(
+        {
+            "id": [f"s{i:02d}" for i in range(n)],
+            "label": ["a"] * n,
+            "pred": ["a" if c else "b" for c in correct],
+            "correct": correct,
+            **slices,
+        }
+    )
 
 
 def test_bootstrap_ci_degenerate_cases():
@@ -42,8 +49,7 @@ def test_bootstrap_ci_refuses_bad_input():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(0, 2**32),
-       st.floats(0.5, 0.99))
+@given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(0, 2**32), st.floats(0.5, 0.99))
 def test_bootstrap_ci_contains_the_estimate_and_stays_in_unit_interval(outcomes, seed, level):
     acc, lo, hi = bootstrap_ci(np.array(outcomes), seed=seed, n_boot=500, level=level)
     assert acc == pytest.approx(sum(outcomes) / len(outcomes))
@@ -51,12 +57,20 @@ def test_bootstrap_ci_contains_the_estimate_and_stays_in_unit_interval(outcomes,
 
 
 def test_slice_table_rows_by_hand():
-    pred = _pred([True] * 4 + [True, False, False] + [False, True, True],
-                 condition=["clean"] * 4 + ["dark"] * 3 + ["blur"] * 3,
-                 speaker=["ann", "bob"] * 5)
+    pred = _pred(
+        [True] * 4 + [True, False, False] + [False, True, True],
+        condition=["clean"] * 4 + ["dark"] * 3 + ["blur"] * 3,
+        speaker=["ann", "bob"] * 5,
+    )
     table = slice_table(pred, ["condition", "speaker"], seed=1, min_size=4)
-    assert table["slice"].tolist() == ["all", "condition=blur", "condition=clean", "condition=dark",
-                                       "speaker=ann", "speaker=bob"]
+    assert table["slice"].tolist() == [
+        "all",
+        "condition=blur",
+        "condition=clean",
+        "condition=dark",
+        "speaker=ann",
+        "speaker=bob",
+    ]
     t = table.set_index("slice")
     assert t["n"].tolist() == [10, 3, 4, 3, 5, 5]
     assert t["accuracy"].tolist() == pytest.approx([0.7, 2 / 3, 1.0, 1 / 3, 0.8, 0.6])
@@ -69,8 +83,11 @@ def test_slice_table_rows_by_hand():
 
 def test_slice_rows_do_not_depend_on_order_or_on_other_columns():
     rng = np.random.default_rng(0)
-    pred = _pred(list(rng.random(60) < 0.7), condition=list(rng.choice(["a", "b", "c"], 60)),
-                 speaker=list(rng.choice(["x", "y"], 60)))
+    pred = _pred(
+        list(rng.random(60) < 0.7),
+        condition=list(rng.choice(["a", "b", "c"], 60)),
+        speaker=list(rng.choice(["x", "y"], 60)),
+    )
     one = slice_table(pred, ["condition", "speaker"], seed=9).set_index("slice")
     shuffled = pred.sample(frac=1.0, random_state=1)
     other = slice_table(shuffled, ["speaker", "condition"], seed=9).set_index("slice")
@@ -85,8 +102,7 @@ def test_slice_table_refuses_missing_columns():
 
 
 def test_class_report_by_hand():
-    pred = pd.DataFrame({"id": list("vwxyz"), "label": ["a", "a", "b", "b", "c"],
-                         "pred": ["a", "b", "b", "b", "a"]})
+    pred = pd.DataFrame({"id": list("vwxyz"), "label": ["a", "a", "b", "b", "c"], "pred": ["a", "b", "b", "b", "a"]})
     pred["correct"] = pred["label"] == pred["pred"]
     report = class_report(pred, ["a", "b", "c", "d"])
     assert report["accuracy"] == pytest.approx(0.6)

@@ -9,14 +9,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("curation", "augment", "dvc.yaml", "params.yaml", "reviews", "pyproject.toml")
-STAGES = ("ingest", "split", "conditions", "train", "evaluate", "analyze", "augment", "filter", "build",
-          "retrain", "reevaluate", "compare")
+STAGES = (
+    "ingest",
+    "split",
+    "conditions",
+    "train",
+    "evaluate",
+    "analyze",
+    "augment",
+    "filter",
+    "build",
+    "retrain",
+    "reevaluate",
+    "compare",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +99,55 @@ def test_changing_a_checklist_param_reruns_only_what_depends_on_it(project):
     status = run([str(BIN / "dvc"), "status", "--json"], project)
     changed = set(json.loads(status))
     assert changed == {"filter@digits"}, changed
+
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def fsdd_project(tmp_path_factory) -> Path:
+    """The real FSDD + ESC-50 run from ../shared/data, reduced to takes 0-11 of every speaker and digit."""
+    if not (SHARED / "fsdd" / "metadata.csv").exists() or not (SHARED / "noise" / "metadata.csv").exists():
+        pytest.skip(f"real data not found at {SHARED}: the FSDD + noise run is skipped")
+    work = tmp_path_factory.mktemp("fsdd")
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, work / name)
+    block = yaml.safe_load("datasets:\n" + (ROOT / "examples" / "fsdd.params.yaml").read_text())["datasets"]
+    fsdd = block["fsdd"]
+    fsdd["source"] |= {"root": str(SHARED), "manifest": str(SHARED / "fsdd" / "metadata.csv"), "query": "index < 12"}
+    fsdd["noise"]["manifest"] = str(SHARED / "noise" / "metadata.csv")
+    params = reduce_params({"seed": 7, "datasets": {"fsdd": fsdd}})
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "reviews" / "fsdd.csv").write_text("id,decision,label,labeler,note\n")
+    run(["git", "init", "-q"], work)
+    run([str(BIN / "dvc"), "init", "-q"], work)
+    run([str(BIN / "dvc"), "config", "core.analytics", "false"], work)
+    stages = [f"{s}@fsdd" for s in STAGES]
+    run([str(BIN / "dvc"), "repro", *stages], work)
+    return work
+
+
+@pytest.mark.shared_data
+def test_real_fsdd_with_esc50_noise_runs_the_loop(fsdd_project):
+    ingest = json.loads((fsdd_project / "metrics/fsdd/ingest.json").read_text())
+    assert (ingest["listed"], ingest["seen"], ingest["kept"]) == (3000, 720, 720)
+    assert ingest["noise"]["kept"] == 156
+    split = pd.read_parquet(fsdd_project / "data/fsdd/split.parquet")
+    test = split[split["split"] == "test"]
+    assert sorted(set(test["index"].astype(int))) == [0, 1, 2, 3, 4]  # FSDD's official test takes
+    ev = pd.read_parquet(fsdd_project / "data/fsdd/eval/test.parquet")
+    noise = pd.read_parquet(fsdd_project / "data/fsdd/noise.parquet").set_index("id")
+    used = {
+        r["params"]["clip_id"]
+        for params in ev["augment_params"]
+        if params
+        for r in json.loads(params)
+        if r["name"] == "BackgroundNoise"
+    }
+    assert used and set(noise.loc[sorted(used), "pool"]) == {"test"}  # test slices only from pool=test noise
+    compare = json.loads((fsdd_project / "metrics/fsdd/compare.json").read_text())
+    assert {"condition=machine_0db", "condition=telephone", "speaker=george"} <= set(compare)

@@ -23,8 +23,15 @@ TONES = (400.0, 1200.0, 2400.0)
 
 
 def _cfg(media: dict, **over: object) -> dict:
-    base = {"epochs": 6, "batch_size": 16, "lr": 0.003, "weight_decay": 1e-4, "patience": 3,
-            "class_weighting": True, "media": media}
+    base = {
+        "epochs": 6,
+        "batch_size": 16,
+        "lr": 0.003,
+        "weight_decay": 1e-4,
+        "patience": 3,
+        "class_weighting": True,
+        "media": media,
+    }
     return base | over
 
 
@@ -46,8 +53,9 @@ def _tones(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     t = np.arange(4000) / 8000
-    x = np.stack([rng.uniform(0.1, 0.8) * np.sin(2 * np.pi * TONES[k] * t + rng.uniform(0, 2 * np.pi))
-                  for k in y]) + rng.normal(0.0, 0.02, size=(n, 4000))
+    x = np.stack(
+        [rng.uniform(0.1, 0.8) * np.sin(2 * np.pi * TONES[k] * t + rng.uniform(0, 2 * np.pi)) for k in y]
+    ) + rng.normal(0.0, 0.02, size=(n, 4000))
     return torch.from_numpy(x.astype(np.float32)), y
 
 
@@ -80,8 +88,17 @@ def test_early_stopping_restores_the_best_weights(image_data):
     # dev labels rotated against train: the better the model fits train, the worse the dev loss
     (xt, yt), (xd, yd) = image_data
     rotated = (yd + 1) % 3
-    result = train_model(xt, yt, xd, rotated, ["left", "right", "top"], "image",
-                         _cfg(IMAGE, epochs=10, patience=2, class_weighting=False), seed=7, progress=False)
+    result = train_model(
+        xt,
+        yt,
+        xd,
+        rotated,
+        ["left", "right", "top"],
+        "image",
+        _cfg(IMAGE, epochs=10, patience=2, class_weighting=False),
+        seed=7,
+        progress=False,
+    )
     hist, best = result.history, result.best_epoch
     assert len(hist) == best + 3 < 10  # stopped `patience` epochs after the best one
     assert hist[-1]["dev_loss"] > hist[best]["dev_loss"]
@@ -92,8 +109,9 @@ def test_early_stopping_restores_the_best_weights(image_data):
 
 def test_audio_training_learns_tones():
     (xt, yt), (xd, yd) = _tones(60, seed=3), _tones(30, seed=4)
-    result = train_model(xt, yt, xd, yd, ["low", "mid", "high"], "audio", _cfg(AUDIO, epochs=5), seed=11,
-                         progress=False)
+    result = train_model(
+        xt, yt, xd, yd, ["low", "mid", "high"], "audio", _cfg(AUDIO, epochs=5), seed=11, progress=False
+    )
     assert result.history[result.best_epoch]["dev_accuracy"] > 0.9
     assert (predict_proba(result.model, xd).argmax(axis=1) == yd).mean() > 0.9
 

@@ -59,9 +59,7 @@ def test_accepted_and_reviewed_candidates_join_the_version():
     version, changes = build_version(_parent(), _candidates(), _verdicts(), decisions, LABELS)
     added = version[version["id"].str.startswith("c_")].set_index("id")["label"].to_dict()
     assert added == {"c_acc": "0", "c_rev1": "1", "c_rev2": "0"}
-    assert (
-        changes["added"] == 3 and changes["review"]["relabeled"] == 1 and changes["review"]["rejected"] == 1
-    )
+    assert changes["added"] == 3 and changes["review"]["relabeled"] == 1 and changes["review"]["rejected"] == 1
     assert changes["train_per_label"] == {"0": 3, "1": 2}
 
 

@@ -103,8 +103,7 @@ def _espeak_paths() -> tuple[str, str]:
         import espeakng_loader
     except ImportError as exc:
         raise ImportError(
-            "the spoken-digits demo synthesizes speech with eSpeak NG, an optional dependency: "
-            "pip install '.[demo]'"
+            "the spoken-digits demo synthesizes speech with eSpeak NG, an optional dependency: pip install '.[demo]'"
         ) from exc
     return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
 
@@ -267,9 +266,7 @@ def _car_noise(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray
     road = _lowpass(sosfilt(highpass, brown), rng.uniform(120.0, 350.0), sample_rate)
     gusts = 1.0 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t + rng.uniform(0, 2 * np.pi))
     wind = gusts * _lowpass(rng.standard_normal(n + warm), 0.375 * sample_rate, sample_rate)
-    mix = (
-        _unit_rms(engine) + rng.uniform(0.8, 1.6) * _unit_rms(road) + rng.uniform(0.1, 0.25) * _unit_rms(wind)
-    )
+    mix = _unit_rms(engine) + rng.uniform(0.8, 1.6) * _unit_rms(road) + rng.uniform(0.1, 0.25) * _unit_rms(wind)
     return mix[warm:]
 
 
@@ -314,9 +311,7 @@ def _mix_babble(talkers: list[_Talker], speech: list[np.ndarray], n: int, sample
     return mix
 
 
-def write_noise(
-    out_dir: str | os.PathLike[str], seed: int, sample_rate: int = 8000, clips_per_group: int = 12
-) -> Path:
+def write_noise(out_dir: str | os.PathLike[str], seed: int, sample_rate: int = 8000, clips_per_group: int = 12) -> Path:
     """Write the demo's background noise: `car` and `babble` groups, 3 s clips, in an augment and a test pool.
 
     The pools come from disjoint generators and, for babble, disjoint voices and sentences, so that no test
