@@ -89,27 +89,23 @@ def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cf
     return max(corr, 0.0)
 
 
+def judge(r: Any, thresholds: dict[str, float]) -> tuple[str, str]:
+    """One candidate's verdict and the reason for it; the rules apply in order, the first that holds wins."""
+    if r.realism < thresholds["realism_min"]:
+        return "reject", f"not realistic: {r.least_typical} outside the real data (realism {r.realism:.3f})"
+    if r.clarity < thresholds["clarity_reject"]:
+        return "reject", f"label no longer clear (clarity {r.clarity:.2f})"
+    if r.weakness < thresholds["weakness_min"]:
+        return "easy", f"model already right and confident (weakness {r.weakness:.3f})"
+    if r.clarity < thresholds["clarity_accept"]:
+        return "review", f"ambiguous: clarity {r.clarity:.2f} between the thresholds"
+    return "accept", "realistic, clear, and the model is weak on it"
+
+
 def verdicts(scores: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
     """Add `verdict` and `reason` columns from the realism, clarity and weakness scores."""
-    out = scores.copy()
-    verdict, reason = [], []
-    for r in out.itertuples():
-        if r.realism < thresholds["realism_min"]:
-            verdict.append("reject")
-            reason.append(f"not realistic: {r.least_typical} outside the real data (realism {r.realism:.3f})")
-        elif r.clarity < thresholds["clarity_reject"]:
-            verdict.append("reject")
-            reason.append(f"label no longer clear (clarity {r.clarity:.2f})")
-        elif r.weakness < thresholds["weakness_min"]:
-            verdict.append("easy")
-            reason.append(f"model already right and confident (weakness {r.weakness:.3f})")
-        elif r.clarity < thresholds["clarity_accept"]:
-            verdict.append("review")
-            reason.append(f"ambiguous: clarity {r.clarity:.2f} between the thresholds")
-        else:
-            verdict.append("accept")
-            reason.append("realistic, clear, and the model is weak on it")
-    return out.assign(verdict=verdict, reason=reason)
+    judged = [judge(r, thresholds) for r in scores.itertuples()]
+    return scores.assign(verdict=[v for v, _ in judged], reason=[why for _, why in judged])
 
 
 def least_typical(candidates: pd.DataFrame, reference: pd.DataFrame) -> list[str]:

@@ -42,6 +42,16 @@ def run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
+def copy_project(work: Path) -> None:
+    """The files `dvc repro` needs, without data, results or git history."""
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, work / name)
+
+
 def reduce_params(params: dict) -> dict:
     """Small budgets and few epochs: the same stages, in a fraction of the time."""
     for cfg in params["datasets"].values():
@@ -54,12 +64,7 @@ def reduce_params(params: dict) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, work / name)
+    copy_project(work)
     params = reduce_params(yaml.safe_load((work / "params.yaml").read_text()))
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], work)
@@ -110,12 +115,7 @@ def fsdd_project(tmp_path_factory) -> Path:
     if not (SHARED / "fsdd" / "metadata.csv").exists() or not (SHARED / "noise" / "metadata.csv").exists():
         pytest.skip(f"real data not found at {SHARED}: the FSDD + noise run is skipped")
     work = tmp_path_factory.mktemp("fsdd")
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, work / name)
+    copy_project(work)
     block = yaml.safe_load("datasets:\n" + (ROOT / "examples" / "fsdd.params.yaml").read_text())["datasets"]
     fsdd = block["fsdd"]
     fsdd["source"] |= {"root": str(SHARED), "manifest": str(SHARED / "fsdd" / "metadata.csv"), "query": "index < 12"}

@@ -1,0 +1,81 @@
+"""The `curate` command: bad input ends in one clear message naming the file and the reason."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from curation.cli import main
+from curation.media import save_audio
+
+
+def _project(tmp_path: Path, rows: str, on_error: str = "fail") -> Path:
+    root = tmp_path / "raw"
+    root.mkdir()
+    for name in ("good.wav", "other.wav"):
+        save_audio(root / name, 0.1 * np.sin(np.arange(800, dtype=np.float32)), 8000)
+    (root / "corrupt.wav").write_bytes(b"RIFF\x00\x00not a wav at all")
+    (root / "empty.wav").write_bytes(b"")
+    (root / "meta.csv").write_text("path,label\n" + rows)
+    params = {
+        "seed": 1,
+        "datasets": {
+            "speech": {
+                "modality": "audio",
+                "source": {"kind": "csv", "root": "raw", "manifest": "raw/meta.csv"},
+                "labels": ["0", "1"],
+                "on_error": on_error,
+                "media": {"sample_rate": 8000},
+                "noise": None,
+                "split": {},
+                "train": {},
+                "slices": [],
+            }
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+ROWS = "good.wav,0\ncorrupt.wav,0\nempty.wav,1\nother.wav,7\nmissing.wav,1\n../outside.wav,0\n"
+
+
+def test_ingest_fails_naming_every_bad_file_and_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS))
+    assert main(["ingest", "speech"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt.wav" in err and "cannot decode audio" in err
+    assert "empty.wav" in err
+    assert "label '7' is not one of the labels" in err
+    assert "missing.wav" in err and "file not found" in err
+    assert "../outside.wav" in err and "outside the data root" in err
+    assert not (tmp_path / "data").exists()  # nothing half-written
+
+
+def test_quarantine_reports_and_reconciles(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
+    assert main(["ingest", "speech"]) == 0
+    assert "6 files seen = 1 kept + 5 quarantined" in capsys.readouterr().out
+    report = yaml.safe_load((tmp_path / "metrics/speech/ingest.json").read_text())
+    assert sorted(f["id"] for f in report["findings"]) == [
+        "../outside.wav",
+        "corrupt.wav",
+        "empty.wav",
+        "missing.wav",
+        "other.wav",
+    ]
+
+
+def test_unknown_data_set_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS))
+    assert main(["split", "nope"]) == 2
+    assert "no data set 'nope' in params.yaml; known: speech" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "missing"), [("split", "manifest.parquet"), ("evaluate", "model.pt")])
+def test_stage_without_its_inputs_names_the_missing_file(tmp_path, monkeypatch, capsys, command, missing):
+    monkeypatch.chdir(_project(tmp_path, ROWS))
+    argv = [command, "speech"] + (["v1"] if command == "evaluate" else [])
+    assert main(argv) == 2
+    assert missing in capsys.readouterr().err
