@@ -1,5 +1,7 @@
 """Budget allocation and source choice for augmentation candidates."""
 
+import json
+
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,3 +33,47 @@ def test_sources_are_seeded_and_cycle_over_the_training_set():
     assert first == pick_sources(train.iloc[::-1], 7, seed=1, target="condition=dark")
     assert sorted(first[:3]) == ["s1", "s2", "s3"] and first[3:6] == first[:3]
     assert first != pick_sources(train, 7, seed=2, target="condition=dark")
+
+
+def _tiny_split(tmp_path):
+    import numpy as np
+
+    from curation.manifest import file_sha256
+    from curation.media import save_image
+
+    rows = []
+    for i in range(6):
+        path = tmp_path / "src" / f"{i}.png"
+        img = np.zeros((12, 12), np.uint8)
+        img[2:10, 3 + i % 3 : 6 + i % 3] = 200
+        save_image(path, img)
+        rows.append(
+            {"id": f"s{i}", "path": str(path), "label": str(i % 2), "split": "train", "sha256": file_sha256(path)}
+        )
+    return pd.DataFrame(rows)
+
+
+def test_candidates_record_what_made_them_and_regenerate_bit_for_bit(tmp_path):
+    from curation.candidates import generate_candidates
+
+    split = _tiny_split(tmp_path)
+    targets = [{"slice": "condition=dark", "priority": 0.3}, {"slice": "speaker=x", "priority": 0.1}]
+    policies = {
+        "condition=dark": [
+            {
+                "name": "RandomBrightnessContrast",
+                "brightness_limit": [-0.3, 0.0],
+                "contrast_limit": [-0.6, -0.2],
+                "p": 1.0,
+            }
+        ]
+    }
+    args = (split, pd.DataFrame(), targets, policies, 5, "image", {"channels": 1}, 11)
+    first, plan = generate_candidates(*args, tmp_path / "a")
+    again, _ = generate_candidates(*args, tmp_path / "b")
+    assert plan == {"budget": 5, "allocation": {"condition=dark": 5}, "targets_without_policy": ["speaker=x"]}
+    assert first["sha256"].tolist() == again["sha256"].tolist()
+    assert first["id"].tolist() == [f"aug/condition=dark/{k:05d}" for k in range(5)]
+    assert set(first["source_id"]) <= set(split["id"])
+    assert (first["target_slice"] == "condition=dark").all() and (first["split"] == "train").all()
+    assert all(rec[0]["name"] == "RandomBrightnessContrast" for rec in first["augment_params"].map(json.loads))

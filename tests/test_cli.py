@@ -79,3 +79,22 @@ def test_stage_without_its_inputs_names_the_missing_file(tmp_path, monkeypatch, 
     argv = [command, "speech"] + (["v1"] if command == "evaluate" else [])
     assert main(argv) == 2
     assert missing in capsys.readouterr().err
+
+
+def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS))
+    queue = tmp_path / "data/speech/checklist/review_queue.csv"
+    queue.parent.mkdir(parents=True)
+    queue.write_text("id,path,label,target_slice\naug/a/00000,x.wav,1,condition=car\naug/a/00001,y.wav,0,condition=car\n")
+    decisions = tmp_path / "reviews/speech.csv"
+    decisions.parent.mkdir()
+    decisions.write_text("id,decision,label,labeler,note\naug/a/00000,reject,1,ann,not a digit\n")
+    assert main(["review-init", "speech"]) == 0
+    assert main(["review-init", "speech"]) == 0
+    lines = decisions.read_text().splitlines()
+    assert lines == [
+        "id,decision,label,labeler,note",
+        "aug/a/00000,reject,1,ann,not a digit",
+        "aug/a/00001,,0,,",
+    ]
+    assert "1 samples added for review" in capsys.readouterr().out
