@@ -289,7 +289,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_compare_versions(args: argparse.Namespace) -> None:
     """Per-slice test accuracy of several versions of one data set, with paired intervals of the change."""
-    from curation.compare import compare_versions, to_markdown
+    from curation.compare import compare_versions, plot_comparison, to_markdown
 
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
@@ -297,6 +297,7 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
     table = compare_versions(preds, cfg["slices"], params["seed"], targets=targets)
     text = f"# {args.dataset}: test accuracy per slice\n\n" + to_markdown(table, args.versions)
     write_text(lay.comparison, text)
+    plot_comparison(table, args.versions, lay.comparison_figure, f"{args.dataset}: per-slice test accuracy")
     records = {r["slice"]: {k: v for k, v in r.items() if k != "slice"} for r in table.to_dict("records")}
     write_json(lay.metrics / "compare.json", records)
     print(text)

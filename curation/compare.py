@@ -6,10 +6,12 @@ difference, its paired-bootstrap interval over the same samples, and McNemar's e
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
 
+from curation.io import atomic_path
 from curation.metrics import bootstrap_ci, paired_delta
 from curation.slices import slice_mask, slice_names
 
@@ -79,3 +81,29 @@ def to_markdown(table: pd.DataFrame, versions: list[str]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     legend = "\n*: slice targeted by augmentation. !: significant change (McNemar p < 0.05, CI excludes 0).\n"
     return "\n".join(lines) + "\n" + legend
+
+
+def plot_comparison(table: pd.DataFrame, versions: list[str], path: str | os.PathLike[str], title: str) -> None:
+    """Per-slice accuracy of each version with its 95% interval, as a PNG (targeted slices marked *)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table.iloc[::-1].reset_index(drop=True)
+    height = 0.8 / len(versions)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    for k, v in enumerate(versions):
+        y = rows.index + (k - (len(versions) - 1) / 2) * height
+        acc = rows[f"acc_{v}"]
+        err = [acc - rows[f"ci_low_{v}"], rows[f"ci_high_{v}"] - acc]
+        ax.barh(y, acc, height=height, xerr=err, capsize=2, label=v)
+    ax.set_yticks(rows.index, [("*" if t else "") + s for s, t in zip(rows["slice"], rows["targeted"], strict=True)])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test accuracy (95% bootstrap interval)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)

@@ -87,3 +87,7 @@ class Layout:
     @property
     def comparison(self) -> Path:
         return self.base / "compare.md"
+
+    @property
+    def comparison_figure(self) -> Path:
+        return self.base / "compare.png"

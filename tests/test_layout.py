@@ -37,7 +37,7 @@ def test_every_stage_output_is_a_layout_path():
             lay.predictions("v2", "test"),
             lay.version_metrics("v2"),
         },
-        "compare": {lay.comparison, lay.metrics / "compare.json"},
+        "compare": {lay.comparison, lay.comparison_figure, lay.metrics / "compare.json"},
     }
     for name, paths in expected.items():
         assert _declared(stages[name], "digits") == {str(p) for p in paths}, name
