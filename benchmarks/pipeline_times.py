@@ -37,6 +37,16 @@ STAGES = (
 )
 
 
+def copy_project(work: Path) -> None:
+    """The files `dvc repro` needs, without data, results or git history (shared with the end-to-end tests)."""
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, work / name)
+
+
 def run(cmd: list[str], cwd: Path) -> None:
     env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}", "NO_ALBUMENTATIONS_UPDATE": "1"}
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,12 +56,7 @@ def one_run(datasets: list[str]) -> dict[str, float]:
     """Seconds per stage (summed over data sets) for one run from clean."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in PROJECT_FILES:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, work / name)
+        copy_project(work)
         run(["git", "init", "-q"], work)
         run([str(BIN / "dvc"), "init", "-q"], work)
         run([str(BIN / "dvc"), "config", "core.analytics", "false"], work)

@@ -85,7 +85,9 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
     monkeypatch.chdir(_project(tmp_path, ROWS))
     queue = tmp_path / "data/speech/checklist/review_queue.csv"
     queue.parent.mkdir(parents=True)
-    queue.write_text("id,path,label,target_slice\naug/a/00000,x.wav,1,condition=car\naug/a/00001,y.wav,0,condition=car\n")
+    queue.write_text(
+        "id,path,label,target_slice\naug/a/00000,x.wav,1,condition=car\naug/a/00001,y.wav,0,condition=car\n"
+    )
     decisions = tmp_path / "reviews/speech.csv"
     decisions.parent.mkdir()
     decisions.write_text("id,decision,label,labeler,note\naug/a/00000,reject,1,ann,not a digit\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,23 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmarks.pipeline_times import STAGES, copy_project
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("curation", "augment", "dvc.yaml", "params.yaml", "reviews", "pyproject.toml")
-STAGES = (
-    "ingest",
-    "split",
-    "conditions",
-    "train",
-    "evaluate",
-    "analyze",
-    "augment",
-    "filter",
-    "build",
-    "retrain",
-    "reevaluate",
-    "compare",
-)
 
 pytestmark = pytest.mark.slow
 
@@ -40,16 +26,6 @@ def run(cmd: list[str], cwd: Path) -> str:
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc.stdout
-
-
-def copy_project(work: Path) -> None:
-    """The files `dvc repro` needs, without data, results or git history."""
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, work / name)
 
 
 def reduce_params(params: dict) -> dict:
