@@ -88,6 +88,11 @@ def build_eval_set(
     Derived files are written under `out_dir` and recorded under `path_root` (default `out_dir`): a stage
     writes into a temporary folder that is renamed to `path_root` when it succeeds.
     """
+    clash = sorted({"condition", "source_id", "augment_params"} & set(split_df.columns))
+    if clash:
+        raise ValueError(
+            f"metadata column(s) {clash} clash with the columns the conditions stage adds; rename them in the source"
+        )
     base = split_df[split_df["split"] == part].sort_values("id").reset_index(drop=True)
     pool = None
     if modality == "audio" and len(noise):
