@@ -19,10 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("curation", "augment", "dvc.yaml", "params.yaml", "reviews", "pyproject.toml")
+PROJECT_FILES = ("curation", "augment", "dvc.yaml", "params.yaml", "reviews", "references", "pyproject.toml")
 DEMO_STAGES = ("demo",)
 STAGES = (
     "ingest",
+    "validate",
     "split",
     "conditions",
     "train",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from curation import manifest
 from curation.config import ConfigError, dataset_config, load_params
-from curation.io import atomic_dir, atomic_path, read_json, write_json, write_text
+from curation.io import atomic_dir, atomic_path, read_json, write_csv, write_json, write_text
 from curation.layout import Layout
 
 DEMOS = ("digits", "spoken_digits")
@@ -45,21 +45,75 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    """Read the raw data through its adapter, validate every file, write the manifest and the report."""
-    from curation.ingest import ingest, ingest_noise, report_markdown
+    """List the raw data through its adapter (CSV manifest or folder per class), unjudged, for validate."""
+    from curation.ingest import list_noise, list_source
 
     _, cfg, lay = _context(args)
-    df, report = ingest(cfg["source"], cfg["modality"], cfg.get("labels"), cfg.get("on_error", "fail"), cfg["media"])
-    noise, noise_report = ingest_noise(
-        cfg["source"]["root"], cfg.get("noise"), cfg["media"], cfg.get("on_error", "fail")
-    )
-    report["noise"] = noise_report
-    manifest.write(df, lay.manifest)
-    with atomic_path(lay.noise) as tmp:
-        noise.to_parquet(tmp, index=False)
-    write_text(lay.ingest_report, report_markdown(report))
+    listing, report = list_source(cfg["source"], cfg["modality"])
+    noise = list_noise(cfg["source"]["root"], cfg.get("noise"))
+    report["noise_listed"] = len(noise)
+    for frame, path in ((listing, lay.listing), (noise, lay.noise_listing)):
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
     write_json(lay.metrics / "ingest.json", report)
-    print(f"{args.dataset}: {report['seen']} files seen = {report['kept']} kept + {report['quarantined']} quarantined")
+    print(f"{args.dataset}: {report['seen']} samples listed ({report['excluded_by_query']} excluded by the query, "
+          f"{len(report['ignored'])} files ignored), {len(noise)} noise clips")  # fmt: skip
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    """Read every listed file once, run every check, quarantine or fail; write the manifest, the readiness
+    report, the findings, the profile and its drift against the pinned reference profile."""
+    from curation.checks.drift import balance_findings, drift, profile
+    from curation.validate import readiness_markdown, validate, validate_noise, with_measurements
+
+    _, cfg, lay = _context(args)
+    v = cfg.get("validate") or {}
+    on_error = cfg.get("on_error", "fail")
+    split_column = v.get("split_column", cfg["split"].get("fixed_column"))
+    root = cfg["source"]["root"]
+    listed = read_json(lay.metrics / "ingest.json")
+    samples = validate(
+        pd.read_parquet(lay.listing), root, cfg["modality"], cfg["media"], labels=cfg.get("labels"),
+        settings=v.get("checks"), on_error=on_error, split_column=split_column, workers=int(v.get("workers", 1)),
+    )  # fmt: skip
+    noise = validate_noise(
+        pd.read_parquet(lay.noise_listing), root, cfg["media"], settings=v.get("checks"), on_error=on_error
+    )
+    slice_columns = [c for c in cfg["slices"] if c in samples.kept.columns]
+    current = profile(with_measurements(samples, cfg["modality"]), cfg["modality"], slice_columns)
+    reference = read_json(lay.reference_profile) if lay.reference_profile.exists() else {}
+    drifted = drift(current, reference, v.get("drift"))
+    balance = balance_findings(current, **(v.get("balance") or {}))
+    report = samples.report | {
+        "listed": listed["listed"], "excluded_by_query": listed["excluded_by_query"], "ignored": listed["ignored"],
+        "noise": noise.report, "drift": drifted, "balance": balance, "reference_pinned": bool(reference),
+    }  # fmt: skip
+    manifest.write(samples.kept, lay.manifest)
+    with atomic_path(lay.noise) as tmp:
+        noise.kept.to_parquet(tmp, index=False)
+    with atomic_dir(lay.readiness_dir) as tmp:
+        (tmp / "report.md").write_text(
+            readiness_markdown(args.dataset, report, samples.findings, noise.findings, current), encoding="utf-8"
+        )
+        findings = pd.concat([samples.findings.assign(kind="sample"), noise.findings.assign(kind="noise")])
+        write_csv(findings, tmp / "findings.csv")
+        quarantined = findings[findings["severity"] == "error"]
+        write_csv(quarantined, tmp / "quarantine.csv")
+        samples.table.drop(columns=["under", "listing_error"]).to_parquet(tmp / "probe.parquet", index=False)
+    write_json(lay.profile, current)
+    write_json(lay.metrics / "readiness.json", report)
+    print(
+        f"{args.dataset}: {report['seen']} files seen = {report['kept']} kept + {report['quarantined']} quarantined; "
+        f"noise {noise.report['seen']} = {noise.report['kept']} + {noise.report['quarantined']}; "
+        f"{len(findings)} findings, {len(drifted)} drift, {len(balance)} balance (see {lay.readiness_dir}/report.md)"
+    )
+
+
+def cmd_pin_profile(args: argparse.Namespace) -> None:
+    """Pin the current profile as the reference the next version's drift check compares with (commit it)."""
+    _, _, lay = _context(args)
+    write_json(lay.reference_profile, read_json(lay.profile))
+    print(f"{lay.reference_profile}: pinned from {lay.profile}; commit it with git")
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -68,13 +122,16 @@ def cmd_split(args: argparse.Namespace) -> None:
 
     params, cfg, lay = _context(args)
     s = cfg["split"]
+    kept = manifest.read(lay.manifest)
     df = assign_splits(
-        manifest.read(lay.manifest),
+        kept,
         params["seed"],
         s["dev_fraction"],
         s["test_fraction"],
         fixed_column=s.get("fixed_column"),
         group_column=s.get("group_column"),
+        dup_column="dup_group" if "dup_group" in kept.columns else None,
+        fixed_map=s.get("fixed_map"),
     )
     manifest.write(df, lay.split)
     print(f"{args.dataset}: " + ", ".join(f"{k} {v}" for k, v in df["split"].value_counts().sort_index().items()))
@@ -344,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("demo", cmd_demo, dataset=False).add_argument("name", choices=DEMOS)
     add("ingest", cmd_ingest)
+    add("validate", cmd_validate)
+    add("pin-profile", cmd_pin_profile)
     add("split", cmd_split)
     add("conditions", cmd_conditions)
     add("train", cmd_train).add_argument("version", help="v1 (baseline) or v2 (built version)")

@@ -93,6 +93,8 @@ def build_eval_set(
         raise ValueError(
             f"metadata column(s) {clash} clash with the columns the conditions stage adds; rename them in the source"
         )
+    if CLEAN in conditions:
+        raise ValueError(f"condition name {CLEAN!r} is reserved for the unaltered samples; choose another name")
     base = split_df[split_df["split"] == part].sort_values("id").reset_index(drop=True)
     pool = None
     if modality == "audio" and len(noise):
@@ -102,18 +104,18 @@ def build_eval_set(
     rows = [clean]
     for name, pipeline in pipelines.items():
         derived = []
-        for r in tqdm(base.itertuples(index=False), total=len(base), desc=f"{part}/{name}", leave=False):
-            x = load_sample(r.path, modality, media_cfg)
-            y, applied = augment_sample(pipeline, x, derive_seed(seed, "condition", name, r.id), r.id)
-            new_id = f"{r.id}@{name}"
+        for r in tqdm(base.to_dict("records"), total=len(base), desc=f"{part}/{name}", leave=False):
+            x = load_sample(r["path"], modality, media_cfg)
+            y, applied = augment_sample(pipeline, x, derive_seed(seed, "condition", name, r["id"]), r["id"])
+            new_id = f"{r['id']}@{name}"
             rel = Path(part) / name / file_name(new_id, modality)
             save_sample(out_dir / rel, y, modality, media_cfg)
-            row = r._asdict() | {
+            row = r | {
                 "id": new_id,
                 "path": str((path_root or out_dir) / rel),
                 "sha256": manifest.file_sha256(out_dir / rel),
                 "condition": name,
-                "source_id": r.id,
+                "source_id": r["id"],
                 "augment_params": json.dumps(applied, sort_keys=True),
             }
             derived.append(row)

@@ -8,12 +8,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 @contextmanager
@@ -47,6 +53,32 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON atomically, keys sorted so that the bytes are stable across runs."""
     text = json.dumps(_finite(obj), indent=2, sort_keys=True, allow_nan=False, default=_jsonable)
     write_text(path, text + "\n")
+
+
+def safe_cell(value: object) -> str:
+    """`value` as text a spreadsheet will not run: a cell starting with = + - @ tab or CR (CSV injection)
+    gets a leading apostrophe, unless it is a plain number such as -3.5."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    if text.startswith(FORMULA_START) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def markdown_cell(value: object) -> str:
+    """`value` as one Markdown table cell: spreadsheet-safe (`safe_cell`), newlines flattened, `\\` and `|`
+    escaped, so that a sample's name or a reason can never break a report's table."""
+    text = safe_cell(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a table as CSV atomically, text cells made spreadsheet-safe (`safe_cell`)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(safe_cell)
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -25,7 +25,16 @@ class Layout:
     def metrics(self) -> Path:
         return self.metrics_root / self.dataset
 
-    # ingest
+    # ingest: what the source lists, unjudged
+    @property
+    def listing(self) -> Path:
+        return self.base / "listing.parquet"
+
+    @property
+    def noise_listing(self) -> Path:
+        return self.base / "noise_listing.parquet"
+
+    # validate: the kept samples, and what was found
     @property
     def manifest(self) -> Path:
         return self.base / "manifest.parquet"
@@ -35,8 +44,19 @@ class Layout:
         return self.base / "noise.parquet"
 
     @property
-    def ingest_report(self) -> Path:
-        return self.base / "ingest.md"
+    def readiness_dir(self) -> Path:
+        """report.md, findings.csv, quarantine.csv and probe.parquet (every file's measurements)."""
+        return self.base / "readiness"
+
+    @property
+    def profile(self) -> Path:
+        """The validated data set's profile (git-tracked), which a later version's drift check compares with."""
+        return self.metrics / "profile.json"
+
+    @property
+    def reference_profile(self) -> Path:
+        """The pinned profile of the previous dataset version (`curate pin-profile`); `{}` when none is."""
+        return Path("references") / f"{self.dataset}.profile.json"
 
     # split and evaluation sets
     @property

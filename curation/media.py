@@ -83,12 +83,37 @@ def load_image(path: str | os.PathLike[str], channels: int = 1) -> np.ndarray:
             if w * h > MAX_IMAGE_PIXELS:
                 raise MediaError(path, f"image header claims {w}x{h} pixels, over {MAX_IMAGE_PIXELS}")
             img.load()
-            converted = img.convert("L" if channels == 1 else "RGB")
+            high_depth = img.mode.startswith("I") or img.mode == "F"
+            if channels == 1 or high_depth:
+                grey = grey_pixels(img)
+                pixels = grey if channels == 1 else np.repeat(grey[:, :, None], 3, axis=2)
+            else:
+                pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except MediaError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(path, f"cannot decode image: {exc}") from exc
-    return np.asarray(converted, dtype=np.uint8)
+    return pixels
+
+
+def grey_pixels(img: Image.Image) -> np.ndarray:
+    """The 8-bit grey pixels (HxW uint8) of a decoded image, whatever its mode.
+
+    16- and 32-bit integer images are scaled by their bit depth (65535 -> 255; PIL's own conversion clips
+    instead, turning most of a 16-bit image white); "I" images whose values fit 16 bits are 16-bit files,
+    as PIL opens them. Float ("F") images are taken as [0, 1]. Every other mode (RGB, RGBA, LA, P, CMYK,
+    1, ...) goes through PIL's `convert("L")`: alpha is dropped, not composited.
+    """
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img).astype(np.float64)
+        if img.mode == "I" and (values.min() < 0 or values.max() > 65535):
+            values, full = values - np.iinfo(np.int32).min, float(np.iinfo(np.uint32).max)
+        else:
+            full = 65535.0
+        return np.rint(values * (255.0 / full)).astype(np.uint8)
+    if img.mode == "F":
+        return np.rint(np.clip(np.nan_to_num(np.asarray(img, dtype=np.float64)), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
 def save_image(path: str | os.PathLike[str], pixels: np.ndarray) -> None:

@@ -26,18 +26,25 @@ def assign_splits(
     test_fraction: float,
     fixed_column: str | None = None,
     group_column: str | None = None,
+    dup_column: str | None = None,
+    fixed_map: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """A copy of the manifest `df` (rows in their order) with `split` filled with train / dev / test.
 
+    `dup_column` (validate's `dup_group`) joins units that share a duplicate cluster, so that exact and near
+    duplicates never straddle the splits this function places (a given split's leaks are validate's to report).
+
     Units (a group, or a sample when there are no groups) are placed one by one, largest first and in an
     order drawn from the seed, on the split where they bring the per-label counts closest to the targets
-    (fraction x label count). With `fixed_column`, its values must be train/dev/test or train/test.
+    (fraction x label count). With `fixed_column`, its values must be train/dev/test or train/test, after
+    `fixed_map` renames the data's own names (e.g. {val: test, label_book: train}).
     """
-    _check_settings(df, dev_fraction, test_fraction, fixed_column, group_column)
+    _check_settings(df, dev_fraction, test_fraction, fixed_column, group_column, dup_column)
     work = df.sort_values("id", kind="stable")
     ids = work["id"].astype(str)
     labels = work["label"].astype(str)
-    units = ids if group_column is None else work[group_column].astype(str)
+    groups = ids if group_column is None else work[group_column].astype(str)
+    units = groups if dup_column is None else _join_units(groups, work[dup_column].astype(str))
     counts = labels.value_counts()
     if fixed_column is None:
         targets = {
@@ -48,7 +55,7 @@ def assign_splits(
         split = _place(labels, units, targets, seed)
         needed = [name for name, target in targets.items() if target.sum() > 0]
     else:
-        split = _fixed(work, ids, units, fixed_column, group_column)
+        split = _fixed(work, ids, groups, fixed_column, group_column, fixed_map or {})
         needed = []
         train = split == "train"
         if "dev" not in set(split) and dev_fraction > 0:
@@ -76,6 +83,7 @@ def _check_settings(
     test_fraction: float,
     fixed_column: str | None,
     group_column: str | None,
+    dup_column: str | None = None,
 ) -> None:
     """Fractions in range, the needed columns present, ids unique and labels present."""
     if not (0 <= dev_fraction < 1 and 0 <= test_fraction < 1 and dev_fraction + test_fraction < 1):
@@ -83,7 +91,7 @@ def _check_settings(
             f"dev_fraction {dev_fraction} and test_fraction {test_fraction}: each must be in [0, 1) "
             "and together below 1"
         )
-    missing = [c for c in ("id", "label", fixed_column, group_column) if c and c not in df.columns]
+    missing = [c for c in ("id", "label", fixed_column, group_column, dup_column) if c and c not in df.columns]
     if missing:
         raise SplitError(f"no column(s) {missing} to split by; the manifest has {list(df.columns)}")
     if df.empty:
@@ -99,10 +107,15 @@ def _check_settings(
 
 
 def _fixed(
-    work: pd.DataFrame, ids: pd.Series, units: pd.Series, fixed_column: str, group_column: str | None
+    work: pd.DataFrame,
+    ids: pd.Series,
+    units: pd.Series,
+    fixed_column: str,
+    group_column: str | None,
+    fixed_map: dict[str, str],
 ) -> pd.Series:
-    """The given split, checked: every value train/dev/test, and no group on two sides."""
-    split = work[fixed_column].astype(str)
+    """The given split (renamed by `fixed_map`), checked: every value train/dev/test, no group on two sides."""
+    split = work[fixed_column].astype(str).replace({str(k): str(v) for k, v in fixed_map.items()})
     bad = split[~split.isin(SPLITS)]
     if not bad.empty:
         raise SplitError(
@@ -118,6 +131,25 @@ def _fixed(
                 + "\n  ".join(f"{unit!r}: {sorted(v)}" for unit, v in straddling.items())
             )
     return split.copy()
+
+
+def _join_units(units: pd.Series, clusters: pd.Series) -> pd.Series:
+    """Units merged where a cluster spans several (union-find); each merged unit is named by its smallest
+    member, so the result does not depend on the row order."""
+    parent: dict[str, str] = {u: u for u in units}
+
+    def root(u: str) -> str:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    for members in units.groupby(clusters.to_numpy()).unique():
+        first, *rest = sorted(members)
+        for other in rest:
+            a, b = sorted((root(first), root(other)))
+            parent[b] = a
+    return units.map(root)
 
 
 def _place(labels: pd.Series, units: pd.Series, targets: dict[str, pd.Series], seed: int) -> pd.Series:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -41,30 +42,43 @@ def _project(tmp_path: Path, rows: str, on_error: str = "fail") -> Path:
 ROWS = "good.wav,0\ncorrupt.wav,0\nempty.wav,1\nother.wav,7\nmissing.wav,1\n../outside.wav,0\n"
 
 
-def test_ingest_fails_naming_every_bad_file_and_reason(tmp_path, monkeypatch, capsys):
+def test_validate_fails_naming_every_bad_file_and_reason(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(_project(tmp_path, ROWS))
-    assert main(["ingest", "speech"]) == 2
+    assert main(["ingest", "speech"]) == 0
+    assert main(["validate", "speech"]) == 2
     err = capsys.readouterr().err
     assert "corrupt.wav" in err and "cannot decode audio" in err
-    assert "empty.wav" in err
+    assert "empty.wav" in err and "empty file" in err
     assert "label '7' is not one of the labels" in err
     assert "missing.wav" in err and "file not found" in err
     assert "../outside.wav" in err and "outside the data root" in err
-    assert not (tmp_path / "data").exists()  # nothing half-written
+    assert not (tmp_path / "data/speech/manifest.parquet").exists()  # nothing half-written
+    assert not (tmp_path / "data/speech/readiness").exists()
 
 
 def test_quarantine_reports_and_reconciles(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
     assert main(["ingest", "speech"]) == 0
+    assert main(["validate", "speech"]) == 0
     assert "6 files seen = 1 kept + 5 quarantined" in capsys.readouterr().out
-    report = yaml.safe_load((tmp_path / "metrics/speech/ingest.json").read_text())
-    assert sorted(f["id"] for f in report["findings"]) == [
-        "../outside.wav",
-        "corrupt.wav",
-        "empty.wav",
-        "missing.wav",
-        "other.wav",
-    ]
+    report = yaml.safe_load((tmp_path / "metrics/speech/readiness.json").read_text())
+    assert (report["seen"], report["kept"], report["quarantined"], report["reconciled"]) == (6, 1, 5, True)
+    quarantine = pd.read_csv(tmp_path / "data/speech/readiness/quarantine.csv")
+    assert sorted(quarantine["id"]) == ["../outside.wav", "corrupt.wav", "empty.wav", "missing.wav", "other.wav"]
+    assert pd.read_parquet(tmp_path / "data/speech/manifest.parquet")["id"].tolist() == ["good.wav"]
+
+
+def test_pin_profile_then_drift_is_reported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    assert main(["pin-profile", "speech"]) == 0
+    assert (tmp_path / "references/speech.profile.json").read_text() == (
+        tmp_path / "metrics/speech/profile.json"
+    ).read_text()
+    (tmp_path / "raw/meta.csv").write_text("path,label\ngood.wav,0\nother.wav,1\n")
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    report = yaml.safe_load((tmp_path / "metrics/speech/readiness.json").read_text())
+    assert report["reference_pinned"] and [d["kind"] for d in report["drift"]] == ["new_class"]
 
 
 def test_unknown_data_set_is_named(tmp_path, monkeypatch, capsys):

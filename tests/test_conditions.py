@@ -44,3 +44,24 @@ def test_metadata_column_named_like_an_added_one_is_refused(tmp_path):
             3,
             tmp_path / "out",
         )
+
+
+def test_metadata_columns_with_any_name_survive_into_derived_rows(tmp_path):
+    """Column names that are not Python identifiers (a space, a dash, a leading digit) keep their values."""
+    src = tmp_path / "src"
+    save_image(src / "a.png", np.full((8, 8), 120, dtype=np.uint8))
+    split_df = pd.DataFrame(
+        {"id": ["a"], "path": [str(src / "a.png")], "label": ["0"], "split": ["dev"], "sha256": ["x"],
+         "box count": ["3"], "light-level": ["low"], "2nd": ["y"]}
+    )  # fmt: skip
+    cond = {"dark": [{"name": "RandomBrightnessContrast", "brightness_limit": [-0.5, -0.5],
+                      "contrast_limit": [0, 0], "p": 1.0}]}  # fmt: skip
+    out = build_eval_set(split_df, "dev", cond, "image", {"size": 8, "channels": 1}, pd.DataFrame(), 1, tmp_path / "o")
+    derived = out[out["condition"] == "dark"].iloc[0]
+    assert (derived["box count"], derived["light-level"], derived["2nd"]) == ("3", "low", "y")
+
+
+def test_a_condition_named_clean_is_refused(tmp_path):
+    split_df = pd.DataFrame({"id": ["a"], "path": ["a.png"], "label": ["0"], "split": ["dev"], "sha256": ["x"]})
+    with pytest.raises(ValueError, match="reserved"):
+        build_eval_set(split_df, "dev", {"clean": []}, "image", {"size": 8}, pd.DataFrame(), 1, tmp_path)

@@ -2,11 +2,14 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from curation import manifest
-from curation.io import atomic_dir, atomic_path, write_json
+from curation.io import atomic_dir, atomic_path, markdown_cell, safe_cell, write_csv, write_json
+from curation.media import load_image
 
 
 def test_atomic_path_leaves_nothing_when_the_block_fails(tmp_path):
@@ -67,3 +70,27 @@ def test_manifest_bad_split_is_named():
 def test_manifest_round_trip_sorted_by_id(tmp_path):
     manifest.write(_frame(id=["z", "a"]), tmp_path / "m.parquet")
     assert manifest.read(tmp_path / "m.parquet")["id"].tolist() == ["a", "z"]
+
+
+def test_safe_cell_neutralises_formulas_but_not_numbers():
+    assert safe_cell("=1+2") == "'=1+2" and safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell("-2+3") == "'-2+3"
+    assert safe_cell("\tx") == "'\tx" and safe_cell("+44 20") == "'+44 20"
+    assert safe_cell("-0.5") == "-0.5" and safe_cell("1e-3") == "1e-3" and safe_cell("ok") == "ok"
+    assert safe_cell(None) == "" and safe_cell(float("nan")) == "" and safe_cell(16000) == "16000"
+
+
+def test_markdown_cell_cannot_break_a_table():
+    assert markdown_cell("+cmd|' /C calc'!A0") == "'+cmd\\|' /C calc'!A0"
+    assert markdown_cell("two\nlines|x") == "two lines\\|x" and markdown_cell("a\\b") == "a\\\\b"
+
+
+def test_write_csv_is_spreadsheet_safe(tmp_path):
+    write_csv(pd.DataFrame({"id": ["=HYPERLINK(1)", "a"], "n": [1, -2]}), tmp_path / "x.csv")
+    assert (tmp_path / "x.csv").read_text() == "id,n\n'=HYPERLINK(1),1\na,-2\n"
+
+
+def test_load_image_scales_16_bit_by_its_depth(tmp_path):
+    values = np.array([[0, 32768], [65535, 257]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    assert load_image(tmp_path / "g16.png", 1).tolist() == [[0, 128], [255, 1]]
+    assert load_image(tmp_path / "g16.png", 3)[0, 1].tolist() == [128, 128, 128]

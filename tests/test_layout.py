@@ -22,7 +22,8 @@ def test_every_stage_output_is_a_layout_path():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     lay = Layout("digits")
     expected = {
-        "ingest": {lay.manifest, lay.noise, lay.ingest_report, lay.metrics / "ingest.json"},
+        "ingest": {lay.listing, lay.noise_listing, lay.metrics / "ingest.json"},
+        "validate": {lay.manifest, lay.noise, lay.readiness_dir, lay.profile, lay.metrics / "readiness.json"},
         "split": {lay.split},
         "conditions": {lay.eval_dir},
         "train": {lay.model("v1"), lay.metrics / "train_v1.json"},
@@ -41,6 +42,12 @@ def test_every_stage_output_is_a_layout_path():
     }
     for name, paths in expected.items():
         assert _declared(stages[name], "digits") == {str(p) for p in paths}, name
+
+
+def test_validate_reads_the_pinned_reference_profile():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "references" in stages["validate"]["do"]["deps"]
+    assert str(Layout("x").reference_profile) == "references/x.profile.json"
 
 
 def test_build_reads_the_decisions_file_of_the_layout():

@@ -59,8 +59,9 @@ def test_every_stage_ran_for_both_demo_sets(project):
 
 def test_counts_reconcile_and_slices_are_reported(project):
     for ds, conditions in (("digits", 4), ("spoken_digits", 5)):
-        ingest = json.loads((project / f"metrics/{ds}/ingest.json").read_text())
-        assert ingest["seen"] == ingest["kept"] + ingest["quarantined"] and ingest["quarantined"] == 0
+        ready = json.loads((project / f"metrics/{ds}/readiness.json").read_text())
+        assert ready["seen"] == ready["kept"] + ready["quarantined"] and ready["quarantined"] == 0
+        assert ready["reconciled"] and (project / f"data/{ds}/readiness/report.md").exists()
         v1 = json.loads((project / f"metrics/{ds}/v1.json").read_text())
         slices = v1["test"]["slices"]
         assert len([s for s in slices if s.startswith("condition=")]) == conditions
@@ -109,9 +110,9 @@ def fsdd_project(tmp_path_factory) -> Path:
 
 @pytest.mark.shared_data
 def test_real_fsdd_with_esc50_noise_runs_the_loop(fsdd_project):
-    ingest = json.loads((fsdd_project / "metrics/fsdd/ingest.json").read_text())
-    assert (ingest["listed"], ingest["seen"], ingest["kept"]) == (3000, 720, 720)
-    assert ingest["noise"]["kept"] == 156
+    ready = json.loads((fsdd_project / "metrics/fsdd/readiness.json").read_text())
+    assert (ready["listed"], ready["seen"], ready["kept"]) == (3000, 720, 720)
+    assert ready["noise"]["kept"] == 156
     split = pd.read_parquet(fsdd_project / "data/fsdd/split.parquet")
     test = split[split["split"] == "test"]
     assert sorted(set(test["index"].astype(int))) == [0, 1, 2, 3, 4]  # FSDD's official test takes

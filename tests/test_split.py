@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.split import SplitError, assign_splits
+from curation.split import SplitError, _join_units, assign_splits
 
 SEED = 20261123
 
@@ -110,3 +110,31 @@ def test_same_seed_same_split_whatever_the_row_order(
     first = assign_splits(df, seed, 0.2, 0.2, group_column=group).set_index("id")["split"]
     second = assign_splits(shuffled, seed, 0.2, 0.2, group_column=group).set_index("id")["split"]
     assert first.sort_index().equals(second.sort_index())
+
+
+def test_duplicate_clusters_stay_on_one_side():
+    df = pd.DataFrame(
+        {
+            "id": [f"s{i:02d}" for i in range(40)],
+            "label": ["a", "b"] * 20,
+            "dup_group": [f"dup-s{i // 4 * 4:02d}" if i < 16 else f"s{i:02d}" for i in range(40)],
+        }
+    )
+    out = assign_splits(df, 1, 0.25, 0.25, dup_column="dup_group")
+    for _, sides in out.groupby("dup_group")["split"]:
+        assert sides.nunique() == 1
+    # a chain: s00 and s01 share a cluster, s01 and s02 a group, so all three form one unit
+    units = pd.Series(["s00", "g", "g", "s03"])
+    clusters = pd.Series(["c1", "c1", "x", "s03"])
+    assert _join_units(units, clusters).tolist() == ["g", "g", "g", "s03"]
+
+
+def test_fixed_map_renames_the_datas_own_split_names():
+    df = pd.DataFrame(
+        {"id": [f"s{i}" for i in range(12)], "label": ["a", "b"] * 6,
+         "given": ["train"] * 6 + ["val"] * 4 + ["label_book"] * 2}
+    )  # fmt: skip
+    out = assign_splits(df, 1, 0.0, 0.0, fixed_column="given", fixed_map={"val": "test", "label_book": "train"})
+    assert out["split"].tolist() == ["train"] * 6 + ["test"] * 4 + ["train"] * 2
+    with pytest.raises(SplitError, match="'val'"):
+        assign_splits(df, 1, 0.0, 0.0, fixed_column="given")
