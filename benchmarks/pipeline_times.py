@@ -25,6 +25,7 @@ STAGES = (
     "ingest",
     "validate",
     "split",
+    "label_issues",
     "conditions",
     "train",
     "evaluate",

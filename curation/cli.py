@@ -201,6 +201,36 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"{args.dataset} {args.version}: dev accuracy {best['dev_accuracy']:.3f} (epoch {result.best_epoch})")
 
 
+def cmd_label_issues(args: argparse.Namespace) -> None:
+    """Flag likely label errors in train + dev by confident learning on K-fold out-of-sample probabilities
+    (cleanlab); the flagged samples join the review queue."""
+    from curation.label_issues import find_label_issues, out_of_sample_probs
+
+    params, cfg, lay = _context(args)
+    li = cfg.get("label_issues") or {}
+    split_df = manifest.read(lay.split)
+    pool = split_df[split_df["split"].isin(["train", "dev"])].sort_values("id").reset_index(drop=True)
+    labels = [str(x) for x in (cfg.get("labels") or sorted(pool["label"].unique()))]
+    probs = out_of_sample_probs(
+        pool, labels, cfg["modality"], cfg["media"], cfg["train"], params["seed"],
+        folds=int(li.get("folds", 4)), epochs=li.get("epochs"),
+    )  # fmt: skip
+    table = find_label_issues(
+        pool, probs, labels, li.get("filter_by", "prune_by_noise_rate"), li.get("rank_by", "self_confidence")
+    )
+    flagged = table[table["is_issue"]]
+    with atomic_path(lay.label_issues) as tmp:
+        table.to_parquet(tmp, index=False)
+    accuracy = float((table["suggested"] == table["label"]).mean())
+    write_json(
+        lay.metrics / "label_issues.json",
+        {"samples": len(table), "flagged": len(flagged), "out_of_sample_accuracy": accuracy,
+         "flagged_by_label": flagged["label"].value_counts().sort_index().to_dict()},
+    )  # fmt: skip
+    print(f"{args.dataset}: {len(flagged)} of {len(table)} samples flagged as likely label errors "
+          f"(out-of-sample accuracy {accuracy:.3f})")  # fmt: skip
+
+
 def _predictor(model_path: Path, modality: str, media: dict[str, Any]) -> tuple[Callable, list[str]]:
     from curation.features import load_inputs
     from curation.train import load_model, predict_proba
@@ -296,6 +326,7 @@ def cmd_filter(args: argparse.Namespace) -> None:
     from curation.checklist import score_candidates, verdicts
     from curation.conditions import load_sample
     from curation.gallery import gallery_html
+    from curation.versions import review_queue
 
     _, cfg, lay = _context(args)
     cands = manifest.read(lay.candidates_dir / "candidates.parquet")
@@ -313,10 +344,7 @@ def cmd_filter(args: argparse.Namespace) -> None:
     counts = judged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
     with atomic_dir(lay.checklist_dir) as tmp:
         judged.to_parquet(tmp / "verdicts.parquet", index=False)
-        queue = judged[judged["verdict"] == "review"]
-        queue[["id", "path", "label", "target_slice", "source_id", "realism", "clarity", "weakness", "reason"]].to_csv(
-            tmp / "review_queue.csv", index=False
-        )
+        write_csv(review_queue(judged, pd.read_parquet(lay.label_issues)), tmp / "review_queue.csv")
         (tmp / "gallery.html").write_text(gallery_html(judged, cfg["modality"], cfg["media"], load), encoding="utf-8")
     summary = {s: {v: int(n) for v, n in row.items()} for s, row in counts.iterrows()}
     write_json(
@@ -334,7 +362,12 @@ def cmd_build(args: argparse.Namespace) -> None:
     cands = manifest.read(lay.candidates_dir / "candidates.parquet")
     judged = pd.read_parquet(lay.checklist_dir / "verdicts.parquet")
     version, changes = build_version(
-        manifest.read(lay.split), cands, judged, read_decisions(str(lay.decisions)), cfg["labels"]
+        manifest.read(lay.split),
+        cands,
+        judged,
+        read_decisions(str(lay.decisions)),
+        cfg["labels"],
+        pd.read_parquet(lay.label_issues),
     )
     manifest.write(version, lay.train_set("v2"))
     write_json(lay.metrics / "card_v2.json", changes | {"parent": str(lay.split)})
@@ -379,7 +412,9 @@ def cmd_review_init(args: argparse.Namespace) -> None:
         pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else pd.DataFrame(columns=DECISION_COLUMNS)
     )
     new = queue[~queue["id"].isin(current["id"])]
-    rows = pd.DataFrame({"id": new["id"], "decision": "", "label": new["label"], "labeler": "", "note": ""})
+    # A label issue's label cell starts at the model's suggestion, so that `relabel` needs only the verb.
+    proposed = new["suggested"].where(new["kind"] == "label_issue", new["label"])
+    rows = pd.DataFrame({"id": new["id"], "decision": "", "label": proposed, "labeler": "", "note": ""})
     out = pd.concat([current, rows], ignore_index=True)[list(DECISION_COLUMNS)]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)
@@ -404,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", cmd_validate)
     add("pin-profile", cmd_pin_profile)
     add("split", cmd_split)
+    add("label-issues", cmd_label_issues)
     add("conditions", cmd_conditions)
     add("train", cmd_train).add_argument("version", help="v1 (baseline) or v2 (built version)")
     add("evaluate", cmd_evaluate).add_argument("version")

@@ -64,6 +64,11 @@ class Layout:
         return self.base / "split.parquet"
 
     @property
+    def label_issues(self) -> Path:
+        """Every train and dev sample's label quality and whether confident learning flags it."""
+        return self.base / "label_issues.parquet"
+
+    @property
     def eval_dir(self) -> Path:
         return self.base / "eval"
 

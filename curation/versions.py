@@ -1,8 +1,12 @@
 """Build a new dataset version: the parent's samples, the accepted candidates, and the labelers' decisions.
 
 Decisions come from a plain CSV (`reviews/<dataset>.csv`: id, decision, label, labeler, note) that a labeler
-edits and git versions. Every decision must name a sample in the review queue; `accept` adds it with its
-proposed label, `relabel` adds it with the label given, `reject` and `unsure` leave it out.
+edits and git versions. Every decision must name a sample in the review queue, which holds two kinds:
+- candidates (checklist verdict `review`): `accept` adds it with its proposed label, `relabel` adds it with
+  the label given, `reject` and `unsure` leave it out;
+- label issues (existing samples that confident learning flags, `is_issue`): `accept` and `unsure` keep the
+  sample as labelled, `relabel` changes its label in the new version, `reject` drops it from the new version.
+  Undecided flagged samples stay as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +17,22 @@ import pandas as pd
 
 DECISIONS = ("accept", "relabel", "reject", "unsure")
 DECISION_COLUMNS = ("id", "decision", "label", "labeler", "note")
+QUEUE_COLUMNS = (
+    "id",
+    "path",
+    "label",
+    "kind",
+    "reason",
+    "target_slice",
+    "source_id",
+    "realism",
+    "clarity",
+    "weakness",
+    "suggested",
+    "label_quality",
+)
+CANDIDATE_COLUMNS = ("id", "path", "label", "reason", "target_slice", "source_id", "realism", "clarity", "weakness")
+ISSUE_COLUMNS = ("id", "path", "label", "reason", "suggested", "label_quality", "is_issue")
 
 
 class DecisionError(ValueError):
@@ -45,24 +65,85 @@ def check_decisions(decisions: pd.DataFrame, queue_ids: set[str], labels: list[s
         raise DecisionError("cannot apply review decisions:\n  " + "\n  ".join(problems))
 
 
+def flagged_issues(label_issues: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of a label-issue table (`label_issues.find_label_issues`) flagged `is_issue`; none for None.
+
+    Raises when columns are missing or `is_issue` is not boolean (a CSV round trip would make "False" true).
+    """
+    if label_issues is None:
+        return pd.DataFrame(columns=list(ISSUE_COLUMNS))
+    missing = [c for c in ISSUE_COLUMNS if c not in label_issues.columns]
+    if missing:
+        raise ValueError(f"label-issue table lacks column(s) {', '.join(missing)}")
+    if not pd.api.types.is_bool_dtype(label_issues["is_issue"]):
+        raise ValueError(f"label-issue table: is_issue must be boolean, got {label_issues['is_issue'].dtype}")
+    return label_issues[label_issues["is_issue"]].reset_index(drop=True)
+
+
+def review_queue(verdicts: pd.DataFrame, label_issues: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One review queue (QUEUE_COLUMNS): candidates with verdict `review` (kind "candidate"), then flagged
+    label issues (kind "label_issue", lowest label quality first), so a labeler decides both in one file.
+
+    Columns that do not apply to a kind are empty (candidates: suggested, label_quality; label issues:
+    target_slice, source_id and the checklist scores).
+    """
+    cands = verdicts[verdicts["verdict"] == "review"][list(CANDIDATE_COLUMNS)].assign(kind="candidate")
+    flagged = flagged_issues(label_issues).sort_values(["label_quality", "id"], kind="stable")
+    issues = flagged.drop(columns="is_issue").assign(kind="label_issue")
+    parts = [p for p in (cands, issues) if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=list(QUEUE_COLUMNS))
+    return pd.concat(parts, ignore_index=True).reindex(columns=list(QUEUE_COLUMNS))
+
+
+def _apply_issue_decisions(parent: pd.DataFrame, decided: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The parent with the decisions on its flagged samples applied (relabel: new label; reject: dropped;
+    accept, unsure: unchanged) and the record of what changed."""
+    relabel = decided[decided["decision"] == "relabel"]["label"]
+    removed = sorted(decided.index[decided["decision"] == "reject"])
+    old_label = parent.set_index("id")["label"]
+    kept = parent[~parent["id"].isin(removed)].copy()
+    hit = kept["id"].isin(relabel.index)
+    kept.loc[hit, "label"] = kept.loc[hit, "id"].map(relabel)
+    record = {
+        "relabeled": len(relabel),
+        "removed": len(removed),
+        "relabels": {i: {"from": str(old_label[i]), "to": str(relabel[i])} for i in sorted(relabel.index)},
+        "removals": removed,
+    }
+    return kept, record
+
+
 def build_version(
     parent: pd.DataFrame,
     candidates: pd.DataFrame,
     verdicts: pd.DataFrame,
     decisions: pd.DataFrame,
     labels: list[str],
+    label_issues: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The new version's manifest and what changed against the parent (for the version card)."""
+    """The new version's manifest and what changed against the parent (for the version card).
+
+    `label_issues`: the table of `label_issues.find_label_issues` on the parent's samples (optional); its
+    flagged samples join the review queue and the decisions on them edit the parent (module docstring).
+    """
     verdict_of = verdicts.set_index("id")["verdict"]
-    queue_ids = set(verdict_of[verdict_of == "review"].index)
-    check_decisions(decisions, queue_ids, labels)
+    candidate_queue = set(verdict_of[verdict_of == "review"].index)
+    flagged = set(flagged_issues(label_issues)["id"])
+    stale = sorted(flagged - set(parent["id"]))
+    if stale:
+        raise ValueError(f"label issue(s) name sample(s) not in the parent version: {', '.join(stale[:10])}")
+    check_decisions(decisions, candidate_queue | flagged, labels)
     accepted = set(verdict_of[verdict_of == "accept"].index)
-    decided = decisions.set_index("id")
+    decided_all = decisions.set_index("id")
+    decided = decided_all[decided_all.index.isin(candidate_queue)]
     taken = decided[decided["decision"].isin(["accept", "relabel"])]
     added = candidates[candidates["id"].isin(accepted | set(taken.index))].copy()
     relabel = taken[taken["decision"] == "relabel"]["label"]
     added.loc[added["id"].isin(relabel.index), "label"] = added["id"].map(relabel)
-    version = pd.concat([parent, added], ignore_index=True)
+    issue_decided = decided_all[decided_all.index.isin(flagged)]
+    kept, issue_record = _apply_issue_decisions(parent, issue_decided)
+    version = pd.concat([kept, added], ignore_index=True)
     train_before = parent[parent["split"] == "train"]["label"].value_counts(normalize=True)
     train_after = version[version["split"] == "train"]["label"].value_counts(normalize=True)
     shift = (train_after.reindex(labels, fill_value=0) - train_before.reindex(labels, fill_value=0)).abs()
@@ -73,13 +154,14 @@ def build_version(
         "added_by_slice": added["target_slice"].value_counts().sort_index().to_dict(),
         "accepted_by_checklist": len(accepted),
         "review": {
-            "queued": len(queue_ids),
-            "decided": len(decisions),
+            "queued": len(candidate_queue),
+            "decided": len(decided),
             "added": len(taken),
             "relabeled": len(relabel),
             "rejected": int((decided["decision"] == "reject").sum()),
             "unsure": int((decided["decision"] == "unsure").sum()),
         },
+        "label_issues": {"flagged": len(flagged), "decided": len(issue_decided)} | issue_record,
         "train_per_label": version[version["split"] == "train"]["label"].value_counts().sort_index().to_dict(),
         "max_class_prior_shift": float(shift.max()) if len(shift) else 0.0,
     }

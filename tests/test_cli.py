@@ -100,7 +100,8 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
     queue = tmp_path / "data/speech/checklist/review_queue.csv"
     queue.parent.mkdir(parents=True)
     queue.write_text(
-        "id,path,label,target_slice\naug/a/00000,x.wav,1,condition=car\naug/a/00001,y.wav,0,condition=car\n"
+        "id,path,label,kind,target_slice,suggested\naug/a/00000,x.wav,1,candidate,condition=car,\n"
+        "aug/a/00001,y.wav,0,candidate,condition=car,\nraw/7.wav,raw/7.wav,1,label_issue,,7\n"
     )
     decisions = tmp_path / "reviews/speech.csv"
     decisions.parent.mkdir()
@@ -112,5 +113,6 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
         "id,decision,label,labeler,note",
         "aug/a/00000,reject,1,ann,not a digit",
         "aug/a/00001,,0,,",
+        "raw/7.wav,,7,,",  # a label issue starts at the model's suggestion
     ]
-    assert "1 samples added for review" in capsys.readouterr().out
+    assert "2 samples added for review" in capsys.readouterr().out

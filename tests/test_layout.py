@@ -25,6 +25,7 @@ def test_every_stage_output_is_a_layout_path():
         "ingest": {lay.listing, lay.noise_listing, lay.metrics / "ingest.json"},
         "validate": {lay.manifest, lay.noise, lay.readiness_dir, lay.profile, lay.metrics / "readiness.json"},
         "split": {lay.split},
+        "label_issues": {lay.label_issues, lay.metrics / "label_issues.json"},
         "conditions": {lay.eval_dir},
         "train": {lay.model("v1"), lay.metrics / "train_v1.json"},
         "evaluate": {lay.predictions("v1", "dev"), lay.predictions("v1", "test"), lay.version_metrics("v1")},

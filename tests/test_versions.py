@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from curation.versions import DecisionError, build_version, check_decisions, read_decisions
+from curation.versions import DecisionError, build_version, check_decisions, read_decisions, review_queue
 
 LABELS = ["0", "1"]
 
@@ -88,3 +88,147 @@ def test_undecided_rows_are_not_decisions(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("id,decision,label,labeler,note\nc_rev1,,1,,\nc_rev2,accept,1,ann,\n")
     assert read_decisions(str(path))["id"].tolist() == ["c_rev2"]
+
+
+def _issues():
+    """Confident learning flags s1 and d1 (existing samples); s2 looks fine."""
+    return pd.DataFrame(
+        {
+            "id": ["s1", "d1", "s2"],
+            "path": ["a", "c", "b"],
+            "label": ["0", "0", "1"],
+            "suggested": ["1", "1", "1"],
+            "label_quality": [0.05, 0.2, 0.9],
+            "is_issue": [True, True, False],
+            "reason": ["labelled '0' but ... '1'", "labelled '0' but ... '1'", "agrees"],
+        }
+    )
+
+
+def _build_with_issue_decision(rows):
+    return build_version(_parent(), _candidates(), _verdicts(), _decisions(rows), LABELS, label_issues=_issues())
+
+
+def _labels_of(version):
+    return version.set_index("id")["label"].to_dict()
+
+
+def test_label_issue_accept_keeps_the_given_label():
+    version, changes = _build_with_issue_decision([["s1", "accept", "0", "ann", ""]])
+    assert _labels_of(version) == {"s1": "0", "s2": "1", "d1": "0", "c_acc": "0"}
+    assert changes["label_issues"] == {
+        "flagged": 2,
+        "decided": 1,
+        "relabeled": 0,
+        "removed": 0,
+        "relabels": {},
+        "removals": [],
+    }
+
+
+def test_label_issue_relabel_changes_the_label_and_is_recorded():
+    version, changes = _build_with_issue_decision([["s1", "relabel", "1", "ann", "a one"]])
+    assert _labels_of(version) == {"s1": "1", "s2": "1", "d1": "0", "c_acc": "0"}
+    assert changes["label_issues"]["relabeled"] == 1
+    assert changes["label_issues"]["relabels"] == {"s1": {"from": "0", "to": "1"}}
+    assert changes["train_per_label"] == {"0": 1, "1": 2}
+
+
+def test_label_issue_reject_drops_the_sample_and_is_recorded():
+    version, changes = _build_with_issue_decision([["d1", "reject", "", "bob", "not a digit"]])
+    assert sorted(version["id"]) == ["c_acc", "s1", "s2"]
+    assert changes["samples"] == 3 and changes["parent_samples"] == 3
+    assert changes["label_issues"]["removed"] == 1 and changes["label_issues"]["removals"] == ["d1"]
+
+
+def test_label_issue_unsure_keeps_the_sample_as_is():
+    version, changes = _build_with_issue_decision([["s1", "unsure", "", "ann", ""]])
+    assert _labels_of(version) == {"s1": "0", "s2": "1", "d1": "0", "c_acc": "0"}
+    assert changes["label_issues"]["decided"] == 1
+    assert changes["label_issues"]["relabeled"] == 0 and changes["label_issues"]["removed"] == 0
+
+
+def test_undecided_label_issues_stay_as_they_are():
+    version, changes = _build_with_issue_decision([])
+    assert _labels_of(version) == {"s1": "0", "s2": "1", "d1": "0", "c_acc": "0"}
+    assert changes["label_issues"]["flagged"] == 2 and changes["label_issues"]["decided"] == 0
+
+
+def test_issue_and_candidate_decisions_apply_side_by_side():
+    rows = [
+        ["c_rev1", "relabel", "0", "ann", ""],
+        ["s1", "relabel", "1", "ann", ""],
+        ["d1", "reject", "", "ann", ""],
+    ]
+    version, changes = _build_with_issue_decision(rows)
+    assert _labels_of(version) == {"s1": "1", "s2": "1", "c_acc": "0", "c_rev1": "0"}
+    assert changes["review"] == {
+        "queued": 3,
+        "decided": 1,
+        "added": 1,
+        "relabeled": 1,
+        "rejected": 0,
+        "unsure": 0,
+    }
+    assert changes["label_issues"]["decided"] == 2
+
+
+def test_decision_on_an_unflagged_sample_is_refused():
+    with pytest.raises(DecisionError, match="s2: not in the review queue"):
+        _build_with_issue_decision([["s2", "relabel", "0", "ann", ""]])
+
+
+def test_without_label_issues_existing_samples_cannot_be_decided():
+    decisions = _decisions([["s1", "accept", "0", "ann", ""]])
+    with pytest.raises(DecisionError, match="s1: not in the review queue"):
+        build_version(_parent(), _candidates(), _verdicts(), decisions, LABELS)
+
+
+def test_label_issue_outside_the_parent_is_refused():
+    issues = _issues().assign(id=["s1", "gone", "s2"])
+    with pytest.raises(ValueError, match="not in the parent version: gone"):
+        build_version(_parent(), _candidates(), _verdicts(), _decisions([]), LABELS, label_issues=issues)
+
+
+def test_label_issue_flags_must_be_boolean():
+    issues = _issues().assign(is_issue=["True", "False", "False"])
+    with pytest.raises(ValueError, match="is_issue must be boolean"):
+        build_version(_parent(), _candidates(), _verdicts(), _decisions([]), LABELS, label_issues=issues)
+
+
+def _scored_verdicts():
+    return (
+        _candidates()
+        .merge(_verdicts(), on="id")
+        .assign(realism=0.5, clarity=0.45, weakness=0.3, reason="ambiguous: clarity 0.45 between the thresholds")
+    )
+
+
+def test_review_queue_holds_review_candidates_then_flagged_issues():
+    queue = review_queue(_scored_verdicts(), _issues())
+    assert list(queue.columns) == [
+        "id",
+        "path",
+        "label",
+        "kind",
+        "reason",
+        "target_slice",
+        "source_id",
+        "realism",
+        "clarity",
+        "weakness",
+        "suggested",
+        "label_quality",
+    ]
+    assert queue["id"].tolist() == ["c_rev1", "c_rev2", "c_rev3", "s1", "d1"]
+    assert queue["kind"].tolist() == ["candidate"] * 3 + ["label_issue"] * 2
+    issue_rows = queue[queue["kind"] == "label_issue"]
+    assert issue_rows["suggested"].tolist() == ["1", "1"] and issue_rows["label_quality"].tolist() == [0.05, 0.2]
+    assert issue_rows["target_slice"].isna().all()
+    assert queue[queue["kind"] == "candidate"]["suggested"].isna().all()
+
+
+def test_review_queue_without_label_issues_is_the_candidates():
+    queue = review_queue(_scored_verdicts())
+    assert queue["id"].tolist() == ["c_rev1", "c_rev2", "c_rev3"]
+    assert set(queue["kind"]) == {"candidate"}
