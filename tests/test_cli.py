@@ -1,5 +1,6 @@
 """The `curate` command: bad input ends in one clear message naming the file and the reason."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import yaml
 
 from curation.cli import main
 from curation.media import save_audio
+from tests.corpus import write_corpus
 
 
 def _project(tmp_path: Path, rows: str, on_error: str = "fail") -> Path:
@@ -116,3 +118,29 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
         "raw/7.wav,,7,,",  # a label issue starts at the model's suggestion
     ]
     assert "2 samples added for review" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("modality", ["audio", "image"])
+def test_the_whole_bad_input_corpus_runs_through_the_stages(tmp_path, monkeypatch, capsys, modality):
+    """ingest + validate on every corpus file in a folder per class, with a non-UTF-8 name: nothing crashes,
+    every error is in quarantine.csv, and the counts reconcile."""
+    monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
+    expected = write_corpus(tmp_path / "folder" / "0", modality)
+    (tmp_path / "folder" / "1").mkdir()
+    ext = ".wav" if modality == "audio" else ".png"
+    clean = next(name for name, check in expected.items() if not check and name.endswith(ext))
+    (tmp_path / "folder" / "1" / os.fsdecode(b"\xff" + ext.encode())).write_bytes(
+        (tmp_path / "folder" / "0" / clean).read_bytes()
+    )
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"]["speech"] |= {"modality": modality, "source": {"kind": "folder", "root": "folder"}}
+    params["datasets"]["speech"]["media"] = {"sample_rate": 8000} if modality == "audio" else {"channels": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    report = yaml.safe_load((tmp_path / "metrics/speech/readiness.json").read_text())
+    quarantine = pd.read_csv(tmp_path / "data/speech/readiness/quarantine.csv", dtype=str)
+    kept = pd.read_parquet(tmp_path / "data/speech/manifest.parquet")
+    assert report["seen"] == len(expected) + 1 == len(kept) + quarantine["id"].nunique()
+    assert report["quarantined"] == quarantine["id"].nunique() and report["reconciled"]
+    assert f"1/\\xff{ext}" in set(quarantine["id"])
+    assert {f"0/{n}" for n, c in expected.items() if c == "decode"} <= set(quarantine["id"])

@@ -32,6 +32,7 @@ def reduce_params(params: dict) -> dict:
     """Small budgets and few epochs: the same stages, in a fraction of the time."""
     for cfg in params["datasets"].values():
         cfg["train"] |= {"epochs": 3, "patience": 2}
+        cfg["label_issues"] |= {"folds": 2, "epochs": 2}
         cfg["augment"]["budget"] = 120
         cfg["analyze"]["min_size"] = 10
     return params
@@ -62,6 +63,10 @@ def test_counts_reconcile_and_slices_are_reported(project):
         ready = json.loads((project / f"metrics/{ds}/readiness.json").read_text())
         assert ready["seen"] == ready["kept"] + ready["quarantined"] and ready["quarantined"] == 0
         assert ready["reconciled"] and (project / f"data/{ds}/readiness/report.md").exists()
+        issues = pd.read_parquet(project / f"data/{ds}/label_issues.parquet")
+        split = pd.read_parquet(project / f"data/{ds}/split.parquet")
+        assert sorted(issues["id"]) == sorted(split.loc[split["split"] != "test", "id"])
+        assert issues["label_quality"].between(0, 1).all()
         v1 = json.loads((project / f"metrics/{ds}/v1.json").read_text())
         slices = v1["test"]["slices"]
         assert len([s for s in slices if s.startswith("condition=")]) == conditions
