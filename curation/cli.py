@@ -69,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     _, cfg, lay = _context(args)
     v = cfg.get("validate") or {}
     on_error = cfg.get("on_error", "fail")
-    split_column = v.get("split_column", cfg["split"].get("fixed_column"))
+    split_column = v.get("split_column") or cfg["split"].get("fixed_column")
     root = cfg["source"]["root"]
     listed = read_json(lay.metrics / "ingest.json")
     samples = validate(
@@ -77,10 +77,11 @@ def cmd_validate(args: argparse.Namespace) -> None:
         settings=v.get("checks"), on_error=on_error, split_column=split_column, workers=int(v.get("workers", 1)),
     )  # fmt: skip
     noise = validate_noise(
-        pd.read_parquet(lay.noise_listing), root, cfg["media"], settings=v.get("checks"), on_error=on_error
-    )
+        pd.read_parquet(lay.noise_listing), root, cfg["media"], settings=v.get("checks"), on_error=on_error,
+        workers=int(v.get("workers", 1)),
+    )  # fmt: skip
     slice_columns = [c for c in cfg["slices"] if c in samples.kept.columns]
-    current = profile(with_measurements(samples, cfg["modality"]), cfg["modality"], slice_columns)
+    current = profile(with_measurements(samples, cfg["modality"]), cfg["modality"], slice_columns, cfg.get("labels"))
     reference = read_json(lay.reference_profile) if lay.reference_profile.exists() else {}
     drifted = drift(current, reference, v.get("drift"))
     balance = balance_findings(current, **(v.get("balance") or {}))

@@ -23,6 +23,9 @@ EXTENSIONS = {
 }
 NOISE_COLUMNS = ("id", "path", "group", "pool", "sha256")
 LISTING_COLUMNS = ("id", "path", "under", "label")
+# Columns ingest and validate add; a source column may not be named so (nor start with "source:", the prefix
+# under which validate sets aside a source column named like a measurement).
+STAGE_COLUMNS = ("under", "listing_error", "path_error", "resolved", "status", "dup_group")
 
 
 class IngestError(ValueError):
@@ -75,7 +78,8 @@ def list_noise(root: str | os.PathLike[str], noise_cfg: dict[str, Any] | None) -
         "group": noise_cfg.get("group_column") or "group",
         "pool": noise_cfg.get("pool_column") or "pool",
     }
-    return _read_csv(Path(_require(noise_cfg, "manifest", "noise")), _root(root), noise_cfg, columns, NOISE_COLUMNS)
+    reserved = (*NOISE_COLUMNS, "label")  # validate reads a clip's group as its label
+    return _read_csv(Path(_require(noise_cfg, "manifest", "noise")), _root(root), noise_cfg, columns, reserved)
 
 
 def select_rows(rows: pd.DataFrame, query: str | None) -> pd.DataFrame:
@@ -134,7 +138,7 @@ def _read_csv(
     if unknown:
         raise IngestError(f"manifest {manifest}: rename names column(s) {unknown} it does not have")
     metadata = table[[c for c in table.columns if c not in wanted]].rename(columns=rename)
-    clash = [c for c in metadata.columns if c in reserved or c in ("under", "listing_error")]
+    clash = [c for c in metadata.columns if c in (*reserved, *STAGE_COLUMNS) or c.startswith("source:")]
     if clash:
         raise IngestError(
             f"manifest {manifest}: column(s) {clash} clash with the manifest's own columns; rename them with "

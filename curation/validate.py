@@ -26,8 +26,7 @@ from curation.checks import rows as _row_checks  # noqa: F401
 from curation.checks.duplicates import duplicate_groups
 from curation.checks.findings import Check, Context, Finding, ReadinessError, build_checks, register
 from curation.checks.probe import PROBE_COLUMNS, probe_files
-from curation.checks.rows import INTERNAL_COLUMNS
-from curation.ingest import NOISE_COLUMNS
+from curation.ingest import NOISE_COLUMNS, STAGE_COLUMNS
 from curation.io import markdown_cell as _cell
 from curation.manifest import REQUIRED
 from curation.media import MediaError, resolve_inside
@@ -92,7 +91,7 @@ def validate(
     result = _run(listing, root, modality, media, checks, labels, on_error, split_column, workers, "samples")
     kept = result.kept.assign(split="")
     kept["dup_group"] = duplicate_groups(kept, _near_distance(checks)).to_numpy()
-    metadata = [c for c in listing.columns if c not in (*REQUIRED, *INTERNAL_COLUMNS)]
+    metadata = [c for c in listing.columns if c not in (*REQUIRED, *STAGE_COLUMNS)]
     kept = _select(kept, [*REQUIRED, *metadata, "dup_group"]).sort_values("id", kind="stable").reset_index(drop=True)
     counts = Counter(kept["label"])
     result.report["labels"] = {label: counts[label] for label in (labels or sorted(counts))}
@@ -119,7 +118,7 @@ def validate_noise(
     checks = build_checks("audio", {k: v for k, v in settings.items() if k in NOISE_CHECKS}, only=NOISE_CHECKS)
     table = listing.assign(label=listing["group"])
     result = _run(table, root, "audio", media, checks, None, on_error, "pool", workers, "noise clips")
-    metadata = [c for c in listing.columns if c not in (*NOISE_COLUMNS, *INTERNAL_COLUMNS)]
+    metadata = [c for c in listing.columns if c not in (*NOISE_COLUMNS, *STAGE_COLUMNS)]
     kept = _select(result.kept, [*NOISE_COLUMNS, *metadata]).sort_values("id", kind="stable").reset_index(drop=True)
     clips = kept.groupby(["group", "pool"]).size()
     result.report["clips"] = {f"{group}/{pool}": int(n) for (group, pool), n in clips.items()}
@@ -130,7 +129,7 @@ def with_measurements(validation: Validation, modality: str) -> pd.DataFrame:
     """The kept manifest with what the probe measured of each file (sample rate, duration, brightness...),
     the table a data set's profile summarises."""
     columns = ["id", *PROBE_COLUMNS[modality]]
-    measured = validation.table[columns]
+    measured = validation.table.loc[validation.table["status"] == "kept", columns]
     return validation.kept.merge(measured, on="id", how="left", validate="one_to_one", suffixes=("", " (measured)"))
 
 

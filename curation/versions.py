@@ -114,6 +114,20 @@ def _apply_issue_decisions(parent: pd.DataFrame, decided: pd.DataFrame) -> tuple
     return kept, record
 
 
+def _follow_sources(
+    added: pd.DataFrame, decided: pd.DataFrame, own_label: set[str]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Candidates made from a flagged sample follow the decision on it: an augmented copy of a sample
+    relabelled carries the new label (unless a labeler relabelled the copy itself: `own_label`), one of a
+    sample dropped is dropped too."""
+    relabel = decided[decided["decision"] == "relabel"]["label"]
+    dropped = set(decided.index[decided["decision"] == "reject"])
+    out = added[~added["source_id"].isin(dropped)].copy()
+    hit = out["source_id"].isin(relabel.index) & ~out["id"].isin(own_label)
+    out.loc[hit, "label"] = out.loc[hit, "source_id"].map(relabel)
+    return out, {"relabeled": int(hit.sum()), "dropped": len(added) - len(out)}
+
+
 def build_version(
     parent: pd.DataFrame,
     candidates: pd.DataFrame,
@@ -143,6 +157,7 @@ def build_version(
     added.loc[added["id"].isin(relabel.index), "label"] = added["id"].map(relabel)
     issue_decided = decided_all[decided_all.index.isin(flagged)]
     kept, issue_record = _apply_issue_decisions(parent, issue_decided)
+    added, issue_record["candidates"] = _follow_sources(added, issue_decided, set(relabel.index))
     version = pd.concat([kept, added], ignore_index=True)
     train_before = parent[parent["split"] == "train"]["label"].value_counts(normalize=True)
     train_after = version[version["split"] == "train"]["label"].value_counts(normalize=True)

@@ -294,4 +294,3 @@ def test_duplicate_groups_join_exact_and_near_copies_transitively() -> None:
     assert groups.tolist() == ["dup-k", "dup-k", "dup-k", "dup-k", "x", "y"]
     assert groups.index.equals(table.index) and groups.name == "dup_group"
     assert duplicate_groups(table, 0).tolist() == ["dup-k", "dup-k", "z", "q", "x", "y"]
-

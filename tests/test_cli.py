@@ -144,3 +144,29 @@ def test_the_whole_bad_input_corpus_runs_through_the_stages(tmp_path, monkeypatc
     assert report["quarantined"] == quarantine["id"].nunique() and report["reconciled"]
     assert f"1/\\xff{ext}" in set(quarantine["id"])
     assert {f"0/{n}" for n, c in expected.items() if c == "decode"} <= set(quarantine["id"])
+
+
+def test_leakage_is_checked_across_the_fixed_split_when_split_column_is_null(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
+    (tmp_path / "raw/copy.wav").write_bytes((tmp_path / "raw/good.wav").read_bytes())
+    (tmp_path / "raw/meta.csv").write_text("path,label,part\ngood.wav,0,train\ncopy.wav,0,test\nother.wav,1,train\n")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"]["speech"] |= {"validate": {"split_column": None}, "split": {"fixed_column": "part"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    quarantine = pd.read_csv(tmp_path / "data/speech/readiness/quarantine.csv")
+    assert quarantine[["id", "check"]].values.tolist() == [["copy.wav", "leakage"]]
+
+
+def test_duplicate_ids_are_quarantined_not_a_crash(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS, on_error="quarantine"))
+    save_audio(tmp_path / "raw/third.wav", 0.2 * np.cos(np.arange(900, dtype=np.float32) / 3), 8000)
+    (tmp_path / "raw/meta.csv").write_text("path,label,key\ngood.wav,0,k1\nother.wav,1,k1\nthird.wav,1,k2\n")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"]["speech"]["source"]["id_column"] = "key"
+    params["datasets"]["speech"]["on_error"] = "quarantine"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    quarantine = pd.read_csv(tmp_path / "data/speech/readiness/quarantine.csv")
+    assert quarantine[["id", "check"]].values.tolist() == [["k1", "duplicate_id"], ["k1", "duplicate_id"]]
+    assert pd.read_parquet(tmp_path / "data/speech/manifest.parquet")["id"].tolist() == ["k2"]

@@ -358,3 +358,11 @@ def test_profile_order_independence_and_self_drift(rows: list[tuple], seed: int)
     assert json.dumps(profile(table.sample(frac=1.0, random_state=seed), "image", ["tag"])) == json.dumps(p)
     assert drift(p, p) == []
     assert json.loads(json.dumps(p)) == p
+
+
+def test_a_declared_class_with_no_samples_is_a_balance_finding() -> None:
+    table = pd.DataFrame({"id": ["a", "b"], "label": ["0", "1"], "split": ["", ""]})
+    summary = profile(table, "image", [], declared=["0", "1", "2"])
+    assert summary["absent_labels"] == ["2"]
+    found = [f for f in balance_findings(summary, min_per_class=1) if f["kind"] == "small_class"]
+    assert [f["reason"] for f in found] == ["class '2' has no samples at all"]

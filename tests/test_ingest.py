@@ -115,3 +115,15 @@ def test_noise_listing_and_none(tmp_path: Path) -> None:
     noise = list_noise(root, {"manifest": str(root / "noise/m.csv"), "group_column": "kind"})
     assert noise[["id", "under", "group", "pool"]].values.tolist() == [["car.wav", "noise/car.wav", "car", "augment"]]
     assert list_noise(root, None).empty
+
+
+def test_columns_the_stages_add_are_reserved(tmp_path: Path) -> None:
+    for column in ("status", "dup_group", "resolved", "source:width"):
+        with pytest.raises(IngestError, match="clash"):
+            list_source(_csv_source(tmp_path, [{"path": "a.wav", "label": "yes", column: "x"}]), "audio")
+    (tmp_path / "noise").mkdir()
+    pd.DataFrame({"path": ["n.wav"], "group": ["car"], "pool": ["test"], "label": ["x"]}).to_csv(
+        tmp_path / "noise/m.csv", index=False
+    )
+    with pytest.raises(IngestError, match="clash"):
+        list_noise(tmp_path, {"manifest": str(tmp_path / "noise/m.csv")})

@@ -123,15 +123,24 @@ def test_label_issue_accept_keeps_the_given_label():
         "removed": 0,
         "relabels": {},
         "removals": [],
+        "candidates": {"relabeled": 0, "dropped": 0},
     }
 
 
 def test_label_issue_relabel_changes_the_label_and_is_recorded():
     version, changes = _build_with_issue_decision([["s1", "relabel", "1", "ann", "a one"]])
-    assert _labels_of(version) == {"s1": "1", "s2": "1", "d1": "0", "c_acc": "0"}
+    # c_acc was made from s1: the augmented copy carries the corrected label too
+    assert _labels_of(version) == {"s1": "1", "s2": "1", "d1": "0", "c_acc": "1"}
     assert changes["label_issues"]["relabeled"] == 1
     assert changes["label_issues"]["relabels"] == {"s1": {"from": "0", "to": "1"}}
-    assert changes["train_per_label"] == {"0": 1, "1": 2}
+    assert changes["label_issues"]["candidates"] == {"relabeled": 1, "dropped": 0}
+    assert changes["train_per_label"] == {"1": 3}
+
+
+def test_candidates_of_a_dropped_sample_are_dropped_too():
+    version, changes = _build_with_issue_decision([["s1", "reject", "", "bob", "not a digit"]])
+    assert sorted(version["id"]) == ["d1", "s2"]
+    assert changes["label_issues"]["candidates"] == {"relabeled": 0, "dropped": 1}
 
 
 def test_label_issue_reject_drops_the_sample_and_is_recorded():
@@ -161,7 +170,8 @@ def test_issue_and_candidate_decisions_apply_side_by_side():
         ["d1", "reject", "", "ann", ""],
     ]
     version, changes = _build_with_issue_decision(rows)
-    assert _labels_of(version) == {"s1": "1", "s2": "1", "c_acc": "0", "c_rev1": "0"}
+    # c_acc follows its source's new label; c_rev1 keeps the label a labeler gave it
+    assert _labels_of(version) == {"s1": "1", "s2": "1", "c_acc": "1", "c_rev1": "0"}
     assert changes["review"] == {
         "queued": 3,
         "decided": 1,

@@ -68,8 +68,11 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
 _UNIT_FACTORS = (60.0, 3600.0)  # seconds <-> minutes <-> hours, besides powers of ten
 
 
-def profile(table: pd.DataFrame, modality: str, slice_columns: list[str]) -> dict[str, Any]:
-    """A JSON-able summary of the kept samples, the same for the same rows in any order, for drift and balance."""
+def profile(
+    table: pd.DataFrame, modality: str, slice_columns: list[str], declared: list[str] | None = None
+) -> dict[str, Any]:
+    """A JSON-able summary of the kept samples, the same for the same rows in any order, for drift and balance.
+    `declared` (the label set in params) lets a class with no sample at all be reported (`absent_labels`)."""
     missing = [c for c in ("label", "split", *slice_columns) if c not in table.columns]
     if missing:
         raise ReadinessError(f"profile: column(s) {missing} not in the table; columns: {list(table.columns)}")
@@ -82,6 +85,7 @@ def profile(table: pd.DataFrame, modality: str, slice_columns: list[str]) -> dic
         "modality": modality,
         "n": n,
         "labels": {"counts": counts, "shares": {k: _round(v / n) for k, v in counts.items()}},
+        "absent_labels": sorted(str(x) for x in (declared or []) if str(x) not in counts),
         "balance": _balance(counts),
         "splits": {
             split: {label: int(((splits == split) & (labels == label)).sum()) for label in counts}
@@ -140,6 +144,8 @@ def balance_findings(
             }
         )
 
+    for label in profile.get("absent_labels", []):
+        add("small_class", "label", f"class {label!r} has no samples at all", 0, min_per_class)
     ratio = profile["balance"]["imbalance_ratio"]
     if ratio is not None and ratio > max_imbalance:
         b = profile["balance"]

@@ -7,10 +7,8 @@ from collections import Counter
 import pandas as pd
 
 from curation.checks.findings import Check, Context, Finding, register
+from curation.ingest import STAGE_COLUMNS
 from curation.io import safe_cell
-
-# Columns the stages add to the listing; everything else came from the source.
-INTERNAL_COLUMNS = ("under", "listing_error", "path_error", "resolved")
 
 
 @register
@@ -75,7 +73,7 @@ class FormulaCell(Check):
     severity = "warning"
 
     def find_issues(self, table: pd.DataFrame, ctx: Context) -> list[Finding]:
-        columns = [c for c in table.columns if c not in INTERNAL_COLUMNS and pd.api.types.is_string_dtype(table[c])]
+        columns = [c for c in table.columns if c not in STAGE_COLUMNS and pd.api.types.is_string_dtype(table[c])]
         out = []
         for row in table.to_dict("records"):
             for col in columns:
