@@ -108,13 +108,13 @@ def test_load_images_grey_resized_and_rgb(tmp_path):
     np.testing.assert_allclose(y[0].mean(dim=(1, 2)).numpy(), [0.0, 0.0, 1.0])
 
 
-def test_load_audio_centre_crops_and_pads(tmp_path):
-    ramp = np.linspace(-0.5, 0.5, 6000).astype(np.float32)
+def test_load_audio_crops_to_the_loudest_window_and_pads(tmp_path):
+    ramp = np.linspace(0.0, 0.5, 6000).astype(np.float32)  # louder towards the end
     save_audio(tmp_path / "long.wav", ramp, 8000)
     save_audio(tmp_path / "short.wav", np.full(1000, 0.25, dtype=np.float32), 8000)
     x = load_inputs([str(tmp_path / "long.wav"), str(tmp_path / "short.wav")], "audio", {"audio": AUDIO})
     assert x.shape == (2, 4000) and x.dtype == torch.float32
-    np.testing.assert_allclose(x[0].numpy(), ramp[1000:5000], atol=1 / 32768 + 1e-6)
+    np.testing.assert_allclose(x[0].numpy(), ramp[2000:6000], atol=1 / 32768 + 1e-6)
     short = x[1].numpy()
     assert np.all(short[:1500] == 0) and np.all(short[2500:] == 0)
     np.testing.assert_allclose(short[1500:2500], 0.25, atol=1 / 32768 + 1e-6)
@@ -129,3 +129,14 @@ def test_media_errors_name_the_file(tmp_path):
         load_inputs([str(tmp_path / "missing.png")], "image", {"image": {"size": 8, "channels": 1}})
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         load_inputs([], "image", {"image": {"size": 8, "channels": 2}})
+
+
+def test_long_clips_are_cropped_to_their_loudest_window(tmp_path):
+    """A 2 s take whose word is in its first 0.3 s keeps the word (a centre crop would keep silence)."""
+    sr = 8000
+    x = np.zeros(2 * sr, dtype=np.float32)
+    x[400:2400] = 0.5 * np.sin(np.arange(2000) / 3.0)
+    save_audio(tmp_path / "early.wav", x, sr)
+    wave = load_inputs([str(tmp_path / "early.wav")], "audio", {"audio": {"sample_rate": sr, "seconds": 1.0}})[0]
+    assert float((wave**2).sum()) == pytest.approx(float((x.astype(np.float64) ** 2).sum()), rel=1e-3)
+    np.testing.assert_allclose(wave.numpy(), x[:sr], atol=1 / 32768 + 1e-6)  # the earliest window holding it all
