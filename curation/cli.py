@@ -377,7 +377,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_compare_versions(args: argparse.Namespace) -> None:
     """Per-slice test accuracy of several versions of one data set, with paired intervals of the change."""
-    from curation.compare import compare_versions, plot_comparison, to_markdown
+    from curation.compare import CompareError, audit, compare_versions, plot_comparison, to_markdown
 
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
@@ -387,8 +387,17 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
     write_text(lay.comparison, text)
     plot_comparison(table, args.versions, lay.comparison_figure, f"{args.dataset}: per-slice test accuracy")
     records = {r["slice"]: {k: v for k, v in r.items() if k != "slice"} for r in table.to_dict("records")}
+    gate = cfg.get("audit") or {}
+    failures = audit(table, args.versions, gate.get("protected") or [], float(gate.get("tolerance", 0.0)))
     write_json(lay.metrics / "compare.json", records)
     print(text)
+    if failures:
+        raise CompareError("audit gate failed:\n  " + "\n  ".join(failures))
+    if gate.get("protected"):
+        print(
+            f"{args.dataset}: audit gate passed for {', '.join(gate['protected'])} "
+            f"(tolerance {gate.get('tolerance', 0.0)})"
+        )
 
 
 def cmd_show(args: argparse.Namespace) -> None:

@@ -66,6 +66,32 @@ def compare_versions(
     return pd.DataFrame(rows)
 
 
+def audit(table: pd.DataFrame, versions: list[str], protected: list[str], tolerance: float) -> list[str]:
+    """The audit gate: one message per protected slice that a later version regresses beyond `tolerance`.
+
+    Significance-aware: a drop fails the gate only when it is larger than the tolerance and significant
+    (McNemar p < alpha and the paired interval below 0), so that noise on a small slice does not block a
+    version, and a real regression cannot hide behind a point estimate. A protected slice missing from the
+    table is a failure too (a typo must not switch the gate off).
+    """
+    if tolerance < 0:
+        raise CompareError(f"audit tolerance {tolerance}: must be >= 0")
+    by_slice = table.set_index("slice")
+    failures = [
+        f"protected slice {name!r} is not in the comparison" for name in protected if name not in by_slice.index
+    ]
+    for name in (n for n in protected if n in by_slice.index):
+        r = by_slice.loc[name]
+        for v in versions[1:]:
+            if r[f"delta_{v}"] < -tolerance and r[f"significant_{v}"]:
+                failures.append(
+                    f"protected slice {name!r} regressed in {v}: accuracy {r[f'acc_{versions[0]}']:.3f} -> "
+                    f"{r[f'acc_{v}']:.3f} (delta {r[f'delta_{v}']:+.3f} [{r[f'delta_low_{v}']:+.3f}, "
+                    f"{r[f'delta_high_{v}']:+.3f}], p {r[f'p_{v}']:.3g}), beyond the tolerance {tolerance}"
+                )
+    return failures
+
+
 def to_markdown(table: pd.DataFrame, versions: list[str]) -> str:
     """The comparison as a Markdown table; targeted slices marked with *, significant changes with !"""
     head = ["slice", "n", *[f"acc {v} [95% CI]" for v in versions]]

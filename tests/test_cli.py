@@ -170,3 +170,21 @@ def test_duplicate_ids_are_quarantined_not_a_crash(tmp_path, monkeypatch, capsys
     quarantine = pd.read_csv(tmp_path / "data/speech/readiness/quarantine.csv")
     assert quarantine[["id", "check"]].values.tolist() == [["k1", "duplicate_id"], ["k1", "duplicate_id"]]
     assert pd.read_parquet(tmp_path / "data/speech/manifest.parquet")["id"].tolist() == ["k2"]
+
+
+def test_compare_fails_when_the_audit_gate_does(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, ROWS))
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"]["speech"] |= {"slices": ["condition"], "audit": {"protected": ["condition=clean"],
+                                                                        "tolerance": 0.05}}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    ids, n = [f"s{i}" for i in range(60)], 60
+    for version, correct in (("v1", [True] * n), ("v2", [i >= 12 for i in range(n)])):
+        path = tmp_path / f"data/speech/{version}/predictions_test.parquet"
+        path.parent.mkdir(parents=True)
+        pd.DataFrame({"id": ids, "correct": correct, "condition": "clean"}).to_parquet(path)
+    (tmp_path / "data/speech/analysis").mkdir()
+    (tmp_path / "data/speech/analysis/targets.json").write_text("[]")
+    assert main(["compare-versions", "speech", "v1", "v2"]) == 2
+    err = capsys.readouterr().err
+    assert "audit gate failed" in err and "protected slice 'condition=clean' regressed in v2" in err

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from curation.compare import CompareError, compare_versions, to_markdown
+from curation.compare import CompareError, audit, compare_versions, to_markdown
 
 
 def _pred(correct, condition):
@@ -32,3 +32,30 @@ def test_different_test_sets_are_refused():
     v2 = _pred([True, False, True], ["a", "a", "a"])
     with pytest.raises(CompareError, match="not evaluated on the same test samples"):
         compare_versions({"v1": v1, "v2": v2}, ["condition"], seed=0)
+
+
+def _regression(n_worse: int, n: int = 60) -> pd.DataFrame:
+    """A comparison where v2 gets `n_worse` of the `n` clean samples wrong that v1 got right."""
+    v1 = _pred([True] * n, ["clean"] * n)
+    v2 = _pred([i >= n_worse for i in range(n)], ["clean"] * n)
+    return compare_versions({"v1": v1, "v2": v2}, ["condition"], seed=0)
+
+
+def test_audit_gate_fails_on_a_significant_regression_beyond_tolerance():
+    failures = audit(_regression(12), ["v1", "v2"], ["condition=clean"], tolerance=0.05)
+    assert len(failures) == 1
+    assert failures[0].startswith("protected slice 'condition=clean' regressed in v2: accuracy 1.000 -> 0.800")
+    assert "beyond the tolerance 0.05" in failures[0]
+
+
+def test_audit_gate_passes_a_drop_within_tolerance_or_not_significant():
+    assert audit(_regression(12), ["v1", "v2"], ["condition=clean"], tolerance=0.25) == []  # within tolerance
+    assert audit(_regression(2), ["v1", "v2"], ["condition=clean"], tolerance=0.0) == []  # 2 of 60: p = 0.5
+
+
+def test_audit_gate_refuses_an_unknown_protected_slice_and_a_negative_tolerance():
+    assert audit(_regression(0), ["v1", "v2"], ["condition=clena"], 0.05) == [
+        "protected slice 'condition=clena' is not in the comparison"
+    ]
+    with pytest.raises(CompareError, match="tolerance"):
+        audit(_regression(0), ["v1", "v2"], [], -0.1)
