@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from curation.media import load_audio, load_image
+from curation.mel import hz_to_mel, mel_to_hz
 
 LOG_EPS = 1e-6  # added to mel power before the log, so that silence gives a finite floor
 NORM_EPS = 1e-5  # added to the per-utterance standard deviation, so that silence normalises to zeros
@@ -24,19 +25,9 @@ PROGRESS_MIN_FILES = 300  # show a progress bar from this many files on
 MODALITIES = ("image", "audio")
 
 
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale: 2595 * log10(1 + f / 700)."""
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    """Inverse of `_hz_to_mel`."""
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
 def _mel_edges(sample_rate: int, n_mels: int) -> np.ndarray:
     """n_mels + 2 frequencies (Hz), equally spaced in mel from 0 to Nyquist; filter m spans edges m..m+2."""
-    return _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    return mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2.0), n_mels + 2))
 
 
 def mel_centres(sample_rate: int, n_mels: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from scipy.fft import dctn
 
 from curation.checks.decode import measured_rows
 from curation.checks.findings import Check, Context, Finding, ReadinessError, register
+from curation.mel import hz_to_mel, mel_to_hz
 
 HASH_BITS = 64
 _IMAGE_SIDE = 32  # pHash: the image is reduced to 32x32 before the DCT
@@ -88,8 +89,8 @@ def _band_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     padded = np.pad(samples, (frame, frame))
     n_frames = 1 + (len(padded) - frame) // hop
     freqs = np.fft.rfftfreq(frame, 1.0 / sample_rate)
-    mel = np.linspace(_hz_to_mel(_AUDIO_FMIN), _hz_to_mel(min(_AUDIO_FMAX, sample_rate / 2.0)), _AUDIO_BANDS + 1)
-    edges = 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    mel = np.linspace(hz_to_mel(_AUDIO_FMIN), hz_to_mel(min(_AUDIO_FMAX, sample_rate / 2.0)), _AUDIO_BANDS + 1)
+    edges = mel_to_hz(mel)
     band = np.searchsorted(edges, freqs, side="right") - 1
     inside = (band >= 0) & (band < _AUDIO_BANDS)
     to_bands = np.zeros((int(inside.sum()), _AUDIO_BANDS))
@@ -101,11 +102,6 @@ def _band_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         power = np.abs(np.fft.rfft(padded[starts[:, None] + np.arange(frame)] * window, axis=1)) ** 2
         energies[first : first + len(starts)] = power[:, inside] @ to_bands
     return energies
-
-
-def _hz_to_mel(hz: float) -> float:
-    """HTK mel scale."""
-    return 2595.0 * float(np.log10(1.0 + hz / 700.0))
 
 
 def _energy_grid(energies: np.ndarray, steps: int) -> np.ndarray:
