@@ -19,7 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("curation", "augment", "dvc.yaml", "params.yaml", "reviews", "references", "pyproject.toml")
+PROJECT_FILES = (
+    "curation", "augment", "examples", "dvc.yaml", "params.yaml", "reviews", "references", "pyproject.toml"
+)  # fmt: skip
 DEMO_STAGES = ("demo",)
 STAGES = (
     "ingest",

@@ -169,7 +169,7 @@ def _train_manifest(lay: Layout, version: str) -> Path:
 def cmd_train(args: argparse.Namespace) -> None:
     """Train the model of one dataset version (v1: the split as ingested; later ones: built versions)."""
     from curation.features import load_inputs
-    from curation.train import save_model, train_model
+    from curation.train import sanity_overfit, save_model, train_model
 
     params, cfg, lay = _context(args)
     df = manifest.read(_train_manifest(lay, args.version))
@@ -177,14 +177,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     tr, dev = df[df["split"] == "train"], df[df["split"] == "dev"]
     media_cfg = {cfg["modality"]: cfg["media"]}
     index = {label: k for k, label in enumerate(labels)}
+    x_train, y_train = load_inputs(tr["path"].tolist(), cfg["modality"], media_cfg), [index[x] for x in tr["label"]]
+    train_cfg = cfg["train"] | {"media": cfg["media"]}
+    if train_cfg.get("sanity", False):
+        sanity_overfit(x_train, np.array(y_train), labels, cfg["modality"], train_cfg, params["seed"])
+        print(f"{args.dataset} {args.version}: sanity check passed (the network memorises a handful of samples)")
     result = train_model(
-        load_inputs(tr["path"].tolist(), cfg["modality"], media_cfg),
-        np.array([index[x] for x in tr["label"]]),
+        x_train,
+        np.array(y_train),
         load_inputs(dev["path"].tolist(), cfg["modality"], media_cfg),
         np.array([index[x] for x in dev["label"]]),
         labels,
         cfg["modality"],
-        cfg["train"] | {"media": cfg["media"]},
+        train_cfg,
         params["seed"],
     )
     digest = save_model(result, lay.model(args.version), {"dataset": args.dataset, "version": args.version})
@@ -232,67 +237,149 @@ def cmd_label_issues(args: argparse.Namespace) -> None:
           f"(out-of-sample accuracy {accuracy:.3f})")  # fmt: skip
 
 
-def _predictor(model_path: Path, modality: str, media: dict[str, Any]) -> tuple[Callable, list[str]]:
+def _predictor(
+    model_path: Path, modality: str, media: dict[str, Any], features: bool = False
+) -> tuple[Callable, list[str]]:
+    """predict(paths) -> class probabilities (N, C) of a saved model, and with `features` also its
+    penultimate features (N, D)."""
     from curation.features import load_inputs
-    from curation.train import load_model, predict_proba
+    from curation.train import embed, load_model, predict_proba
 
     model, labels, _ = load_model(model_path)
 
-    def predict(paths: list[str]) -> np.ndarray:
-        return predict_proba(model, load_inputs(paths, modality, {modality: media}))
+    def predict(paths: list[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        x = load_inputs(paths, modality, {modality: media})
+        return (predict_proba(model, x), embed(model, x)) if features else predict_proba(model, x)
 
     return predict, labels
 
 
+def _tagged(pred: pd.DataFrame, cfg: dict[str, Any], lay: Layout) -> pd.DataFrame:
+    """The predictions with their error-analysis tags: validate findings, labelers' #hashtags, boolean
+    metadata columns and user tag functions, as params' `tags` says (curation/tags.py)."""
+    from curation.conditions import load_sample
+    from curation.tags import add_tags
+
+    t = cfg.get("tags") or {}
+    findings = pd.read_csv(lay.readiness_dir / "findings.csv", dtype=str, keep_default_na=False)
+    decisions = pd.read_csv(lay.decisions, dtype=str, keep_default_na=False) if lay.decisions.exists() else None
+    return add_tags(
+        pred, findings=findings, decisions=decisions, metadata=t.get("metadata") or (),
+        functions=t.get("functions") or None, checks=t.get("checks"), severities=t.get("severities"),
+        load=lambda path: load_sample(path, cfg["modality"], cfg["media"]), root=Path.cwd(),
+    )  # fmt: skip
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A slice, class or confusion table written by evaluate, names and labels kept as text ("01" stays "01")."""
+    text = {"slice": str, "column": str, "value": str, "class": str, "actual": str, "predicted": str}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+
+
+def slice_specs(cfg: dict[str, Any], pred: pd.DataFrame) -> list[str]:
+    """The slices to measure: params' `slices`, and every tag when the predictions carry any."""
+    from curation.slices import TAG, tag_names
+
+    return list(cfg["slices"]) + ([TAG] if tag_names(pred) and TAG not in cfg["slices"] else [])
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    """Predict the dev and test evaluation sets and measure every slice with bootstrap intervals."""
-    from curation.metrics import class_report, slice_table
+    """Predict the dev and test evaluation sets, tag every sample, and measure every slice (accuracy,
+    macro-F1, per-class scores, confusion, the focus class's FP/FN rates) with cluster-bootstrap intervals."""
+    from curation.metrics import evaluate_slices, summary
 
     params, cfg, lay = _context(args)
-    predict, labels = _predictor(lay.model(args.version), cfg["modality"], cfg["media"])
+    predict, labels = _predictor(lay.model(args.version), cfg["modality"], cfg["media"], features=True)
+    a = cfg.get("analyze") or {}
     out: dict[str, Any] = {}
-    min_size = cfg.get("analyze", {}).get("min_size", 20)
-    for part in ("dev", "test"):
-        ev = manifest.read(lay.eval_set(part))
-        probs = predict(ev["path"].tolist())
-        pred = ev.assign(
-            pred=[labels[k] for k in probs.argmax(axis=1)],
-            confidence=probs.max(axis=1),
-            p_label=probs[np.arange(len(ev)), [labels.index(x) for x in ev["label"]]],
-        )
-        pred["correct"] = pred["pred"] == pred["label"]
-        with atomic_path(lay.predictions(args.version, part)) as tmp:
-            pred.to_parquet(tmp, index=False)
-        table = slice_table(pred, cfg["slices"], seed=params["seed"], min_size=min_size)
-        out[part] = {
-            "slices": {
-                r["slice"]: {k: r[k] for k in ("n", "accuracy", "ci_low", "ci_high", "small")}
-                for r in table.to_dict("records")
-            },
-            "classes": class_report(pred, labels),
-        }
+    with atomic_dir(lay.slice_tables(args.version)) as tables:
+        for part in ("dev", "test"):
+            ev = manifest.read(lay.eval_set(part))
+            probs, features = predict(ev["path"].tolist())
+            pred = ev.assign(
+                pred=[labels[k] for k in probs.argmax(axis=1)],
+                confidence=probs.max(axis=1),
+                p_label=probs[np.arange(len(ev)), [labels.index(x) for x in ev["label"]]],
+            )
+            pred["correct"] = pred["pred"] == pred["label"]
+            pred = _tagged(pred, cfg, lay)
+            report = evaluate_slices(
+                pred, slice_specs(cfg, pred), labels, params["seed"], min_size=int(a.get("min_size", 20)),
+                focus=a.get("focus_class"),
+            )  # fmt: skip
+            with atomic_path(lay.predictions(args.version, part)) as tmp:
+                pred.to_parquet(tmp, index=False)
+            with atomic_path(lay.embeddings(args.version, part)) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, features.astype(np.float32))
+            write_csv(report.slices, tables / f"{part}_slices.csv")
+            write_csv(report.classes, tables / f"{part}_classes.csv")
+            write_csv(report.confusion, tables / f"{part}_confusion.csv")
+            out[part] = summary(report)
+    test = pd.read_parquet(lay.predictions(args.version, "test"))
+    write_csv(test[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"}),
+              lay.plot(args.version, "confusion"))  # fmt: skip
+    write_csv(read_table(lay.slice_tables(args.version) / "test_slices.csv")[["slice", "accuracy"]],
+              lay.plot(args.version, "slices"))  # fmt: skip
     write_json(lay.version_metrics(args.version), out)
-    print(f"{args.dataset} {args.version}: test accuracy {out['test']['slices']['all']['accuracy']:.3f}")
+    print(f"{args.dataset} {args.version}: test accuracy {out['test']['slices']['all']['accuracy']:.3f}, "
+          f"macro-F1 {out['test']['slices']['all']['macro_f1']:.3f}")  # fmt: skip
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    """The error-analysis table on dev: slices ranked by gap to the baseline level x share of data."""
+    """Error analysis of the baseline on dev (which picks the augmentation targets) and test (the report):
+    slices ranked by gap to the baseline level x share of data, weak slices discovered automatically, and a
+    self-contained HTML report."""
     from curation.analysis import error_table, to_markdown, top_targets
+    from curation.discovery import default_columns, discover
+    from curation.discovery import to_markdown as discovered_markdown
+    from curation.report import ReportPart, analysis_report
+    from curation.train import load_model
 
     params, cfg, lay = _context(args)
     a = cfg["analyze"]
-    pred = pd.read_parquet(lay.predictions("v1", "dev"))
-    table = error_table(pred, cfg["slices"], a["baseline"], seed=params["seed"], min_size=a["min_size"])
-    targets = top_targets(table, a["top_k"], a["min_size"])
-    by_slice = table.set_index("slice")
-    target_rows = [{"slice": t, "priority": float(by_slice.loc[t, "priority"])} for t in targets]
+    d = a.get("discover") or {}
+    labels = load_model(lay.model("v1"))[1]
+    older = read_table(Path(a["baseline_model"])) if a.get("baseline_model") else None
+    policies = set((cfg.get("augment") or {}).get("policies") or {})
+    parts: dict[str, Any] = {}
+    text = [f"# {args.dataset}: error analysis of v1\n"]
     with atomic_dir(lay.analysis_dir) as tmp:
-        table.to_csv(tmp / "table.csv", index=False)
-        (tmp / "table.md").write_text(to_markdown(table), encoding="utf-8")
+        for part in ("dev", "test"):
+            pred = pd.read_parquet(lay.predictions("v1", part))
+            tables = {k: read_table(lay.slice_tables("v1") / f"{part}_{k}.csv")
+                      for k in ("slices", "classes", "confusion")}  # fmt: skip
+            errors = error_table(tables["slices"], a["baseline"], len(pred), older)
+            found = discover(
+                pred, d.get("columns") or default_columns(pred), seed=params["seed"], min_size=a["min_size"],
+                alpha=float(d.get("alpha", 0.05)), embeddings=np.load(lay.embeddings("v1", part)),
+                n_clusters=int(d.get("embedding_clusters", 8)), top_k=int(d.get("top_k", 20)),
+            )  # fmt: skip
+            targets = top_targets(errors, a["top_k"], a["min_size"], among=policies) if part == "dev" else []
+            write_csv(errors, tmp / f"errors_{part}.csv")
+            write_csv(found, tmp / f"discovered_{part}.csv")
+            text += [f"## {part}\n", to_markdown(errors), f"\n### weak slices found in {part}\n",
+                     discovered_markdown(found)]  # fmt: skip
+            parts[part] = ReportPart(errors=errors, discovered=found, targets=targets, focus=a.get("focus_class"),
+                                     **tables)  # fmt: skip
+        target_rows = [
+            {"slice": t, "priority": float(parts["dev"].errors.set_index("slice").loc[t, "priority"])}
+            for t in parts["dev"].targets
+        ]
+        (tmp / "errors.md").write_text("\n".join(text), encoding="utf-8")
         (tmp / "targets.json").write_text(json.dumps(target_rows, indent=2) + "\n", encoding="utf-8")
-    write_json(lay.metrics / "analysis.json", {"targets": target_rows, "top_priority": targets[:1]})
-    print(to_markdown(table))
-    print(f"{args.dataset}: augmentation targets {', '.join(targets) or '(none)'}")
+        (tmp / "report.html").write_text(
+            analysis_report(f"{args.dataset}: error analysis of v1", parts, labels), encoding="utf-8"
+        )
+    top = {part: (top_targets(p.errors, 1, a["min_size"]) or [None])[0] for part, p in parts.items()}
+    write_json(
+        lay.metrics / "analysis.json",
+        {"targets": target_rows, "top_priority": top,
+         "discovered": {part: len(p.discovered) for part, p in parts.items()}},
+    )  # fmt: skip
+    print("\n".join(text))
+    targets_text = ", ".join(t["slice"] for t in target_rows) or "(none)"
+    print(f"{args.dataset}: top priority on test {top['test']}; augmentation targets {targets_text}; "
+          f"report {lay.analysis_dir / 'report.html'}")  # fmt: skip
 
 
 def cmd_augment(args: argparse.Namespace) -> None:
@@ -382,7 +469,11 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
     targets = [t["slice"] for t in read_json(lay.analysis_dir / "targets.json")]
-    table = compare_versions(preds, cfg["slices"], params["seed"], targets=targets)
+    from curation.train import load_model
+
+    labels = load_model(lay.model(args.versions[0]))[1]
+    first = preds[args.versions[0]]
+    table = compare_versions(preds, slice_specs(cfg, first), params["seed"], labels, targets=targets)
     text = f"# {args.dataset}: test accuracy per slice\n\n" + to_markdown(table, args.versions)
     write_text(lay.comparison, text)
     plot_comparison(table, args.versions, lay.comparison_figure, f"{args.dataset}: per-slice test accuracy")

@@ -1,7 +1,8 @@
 """Compare dataset versions on the same test samples, slice by slice, with paired intervals.
 
-For each slice: the accuracy of every version with its bootstrap interval, and against the first version the
-difference, its paired-bootstrap interval over the same samples, and McNemar's exact p-value.
+For each slice: the accuracy of every version with its bootstrap interval (the same numbers as the versions'
+own evaluation), and against the first version the difference, its paired cluster-bootstrap interval over
+the same samples, and the p-value of McNemar's test (clustered when rows share a source; `curation.stats`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from augment.rng import derive_seed
 from curation.io import atomic_path
-from curation.metrics import bootstrap_ci, paired_delta
+from curation.metrics import CLUSTER_COLUMN, evaluate_slices
 from curation.slices import slice_mask, slice_names
+from curation.stats import paired_delta
 
 
 class CompareError(ValueError):
@@ -24,11 +27,15 @@ def compare_versions(
     predictions: dict[str, pd.DataFrame],
     slice_cols: list[str],
     seed: int,
+    labels: list[str],
     targets: list[str] | None = None,
     n_boot: int = 1000,
     alpha: float = 0.05,
+    cluster_column: str | None = CLUSTER_COLUMN,
 ) -> pd.DataFrame:
-    """One row per slice: accuracy per version, and delta vs. the first version with CI and p-value."""
+    """One row per slice: accuracy per version, and delta vs. the first version with CI and p-value.
+
+    A change is significant when p < alpha and the paired interval excludes 0."""
     versions = list(predictions)
     if len(versions) < 2:
         raise CompareError("compare needs at least two versions")
@@ -40,26 +47,34 @@ def compare_versions(
             raise CompareError(f"versions {versions[0]} and {v} were not evaluated on the same test samples")
         aligned[v] = other
     targets = targets or []
+    per_version = {
+        v: evaluate_slices(
+            aligned[v], slice_cols, labels, seed, n_boot=n_boot, cluster_column=cluster_column
+        ).slices.set_index("slice")
+        for v in versions
+    }
+    keys = first[cluster_column].astype(str).to_numpy() if cluster_column in first.columns else None
     rows: list[dict[str, Any]] = []
     for name in slice_names(first, slice_cols):
         mask = slice_mask(first, name).to_numpy()
         row: dict[str, Any] = {"slice": name, "n": int(mask.sum()), "targeted": name in targets}
         for v in versions:
-            acc, lo, hi = bootstrap_ci(aligned[v]["correct"].to_numpy()[mask], seed=seed, n_boot=n_boot)
-            row |= {f"acc_{v}": acc, f"ci_low_{v}": lo, f"ci_high_{v}": hi}
+            r = per_version[v].loc[name]
+            row |= {f"acc_{v}": r["accuracy"], f"ci_low_{v}": r["ci_low"], f"ci_high_{v}": r["ci_high"]}
         for v in versions[1:]:
             d = paired_delta(
                 aligned[versions[0]]["correct"].to_numpy()[mask],
                 aligned[v]["correct"].to_numpy()[mask],
-                seed=seed,
+                seed=derive_seed(seed, "delta", name),
+                clusters=None if keys is None else keys[mask],
                 n_boot=n_boot,
             )
-            significant = d["p_mcnemar"] < alpha and not (d["ci_low"] <= 0 <= d["ci_high"])
+            significant = d["p"] < alpha and not (d["ci_low"] <= 0 <= d["ci_high"])
             row |= {
                 f"delta_{v}": d["delta"],
                 f"delta_low_{v}": d["ci_low"],
                 f"delta_high_{v}": d["ci_high"],
-                f"p_{v}": d["p_mcnemar"],
+                f"p_{v}": d["p"],
                 f"significant_{v}": bool(significant),
             }
         rows.append(row)
@@ -70,7 +85,7 @@ def audit(table: pd.DataFrame, versions: list[str], protected: list[str], tolera
     """The audit gate: one message per protected slice that a later version regresses beyond `tolerance`.
 
     Significance-aware: a drop fails the gate only when it is larger than the tolerance and significant
-    (McNemar p < alpha and the paired interval below 0), so that noise on a small slice does not block a
+    (p < alpha and the paired interval below 0), so that noise on a small slice does not block a
     version, and a real regression cannot hide behind a point estimate. A protected slice missing from the
     table is a failure too (a typo must not switch the gate off).
     """
@@ -105,7 +120,10 @@ def to_markdown(table: pd.DataFrame, versions: list[str]) -> str:
             cells.append(f"{r[f'delta_{v}']:+.3f} [{r[f'delta_low_{v}']:+.3f}, {r[f'delta_high_{v}']:+.3f}]{mark}")
         cells += [f"{r[f'p_{v}']:.3g}" for v in versions[1:]]
         lines.append("| " + " | ".join(cells) + " |")
-    legend = "\n*: slice targeted by augmentation. !: significant change (McNemar p < 0.05, CI excludes 0).\n"
+    legend = (
+        "\n*: slice targeted by augmentation. !: significant change "
+        "(McNemar p < 0.05, clustered by source; CI excludes 0).\n"
+    )
     return "\n".join(lines) + "\n" + legend
 
 

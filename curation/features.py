@@ -110,7 +110,8 @@ def to_model_input(x: torch.Tensor, modality: str, cfg: dict[str, Any]) -> torch
     """What the networks consume, always (B, C, H, W): images pass through; waveforms (B, T) become log-mels
     (B, 1, n_mels, frames) normalised per utterance to zero mean and unit variance (so loudness and recording
     gain do not matter), with the audio settings {sample_rate, n_fft, hop, n_mels} of `media_config`.
-    The networks call this in `forward`, so training and prediction cannot diverge.
+    The networks call this in `forward`, so training and prediction cannot diverge. (The image network then
+    standardises per channel with its training inputs' statistics, which it stores: `models.SmallCNN`.)
     """
     if modality == "image":
         return x

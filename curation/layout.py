@@ -86,7 +86,20 @@ class Layout:
         return self.version_dir(version) / "model.pt"
 
     def predictions(self, version: str, part: str) -> Path:
+        """Predictions of an evaluation set, with the samples' metadata and tags."""
         return self.version_dir(version) / f"predictions_{part}.parquet"
+
+    def embeddings(self, version: str, part: str) -> Path:
+        """The model's penultimate features of an evaluation set, row-aligned with its predictions."""
+        return self.version_dir(version) / f"embeddings_{part}.npy"
+
+    def slice_tables(self, version: str) -> Path:
+        """Per-slice, per-class and confusion tables of the dev and test sets ({part}_slices.csv, ...)."""
+        return self.version_dir(version) / "slices"
+
+    def plot(self, version: str, name: str) -> Path:
+        """A CSV for one of DVC's plot templates (confusion.csv, slices.csv: the test set)."""
+        return self.version_dir(version) / "plots" / f"{name}.csv"
 
     def version_metrics(self, version: str) -> Path:
         return self.metrics / f"{version}.json"

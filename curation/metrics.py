@@ -1,153 +1,183 @@
-"""Per-slice accuracy with bootstrap intervals, per-class scores, and paired comparisons of two models.
+"""Per-slice metrics, each with a cluster-bootstrap 95% interval: accuracy, macro-F1, per-class precision /
+recall / F1, the confusion matrix, and false-positive / false-negative rates of one class named in params.
 
-Bootstraps sample the resampled counts directly: drawing n samples with replacement from n 0/1 outcomes with
-k ones gives Binomial(n, k/n) ones, and for paired outcomes Multinomial(n, cell shares) over the four
-(right/wrong x right/wrong) cells. That is the same distribution as resampling indices, at O(n_boot) cost.
-Every slice gets its own generator derived from (seed, slice name), so a row does not depend on the others.
+Every metric is a function of the slice's confusion matrix, so one bootstrap of confusion matrices gives
+intervals for all of them at once (`curation.stats`: clusters of rows sharing a source are resampled
+together). Every slice gets its own generator derived from (seed, slice name), so a row does not depend on
+which other slices are measured or on the row order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
+from scipy import sparse
 
 from augment.rng import derive_seed
-from curation.slices import ALL, slice_mask, slice_names
+from curation.slices import ALL, AND, slice_mask, slice_names, terms
+from curation.stats import LEVEL, outcomes, percentiles, ratio_ci, resample_sums
 
 PRED_COLUMNS = ("id", "label", "pred", "correct")
+CLUSTER_COLUMN = "source_id"
 
 
-def _outcomes(correct: np.ndarray, what: str) -> np.ndarray:
-    """A 1-d bool array of per-sample outcomes, refusing empty input and values other than 0/1."""
-    arr = np.asarray(correct)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{what}: expected a non-empty 1-d array of per-sample outcomes, got shape {arr.shape}")
-    if arr.dtype != bool:
-        if not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"{what}: outcomes must be booleans (or 0/1)")
-        arr = arr.astype(bool)
-    return arr
-
-
-def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
-    """The central `level` percentile interval of bootstrap statistics."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"confidence level must be in (0, 1), got {level}")
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(stats, [tail, 1.0 - tail])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(correct: np.ndarray, seed: int, n_boot: int = 1000, level: float = 0.95) -> tuple[float, float, float]:
-    """(accuracy, low, high): the accuracy and its percentile-bootstrap interval, from a Generator seeded by
-    `seed`."""
-    arr = _outcomes(correct, "bootstrap_ci")
-    n, k = arr.size, int(arr.sum())
-    boot = np.random.default_rng(seed).binomial(n, k / n, size=n_boot) / n
-    lo, hi = _percentiles(boot, level)
-    return k / n, lo, hi
-
-
-def _check_pred(pred: pd.DataFrame, slice_cols: list[str]) -> None:
-    """Refuse a predictions frame without the columns the tables need."""
-    missing = [c for c in (*PRED_COLUMNS, *slice_cols) if c not in pred.columns]
+def check_pred(pred: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse an empty predictions frame, or one without the columns the tables need."""
+    missing = [c for c in (*PRED_COLUMNS, *columns) if c not in pred.columns]
     if missing:
         raise ValueError(f"predictions lack column(s) {missing}; they have {list(pred.columns)}")
     if pred.empty:
         raise ValueError("predictions are empty")
-
-
-def slice_table(
-    pred: pd.DataFrame, slice_cols: list[str], seed: int, n_boot: int = 1000, min_size: int = 20
-) -> pd.DataFrame:
-    """Accuracy with a 95% bootstrap interval for "all" and every "column=value" slice of `slice_cols`.
-
-    `pred` has columns id, label, pred, correct (bool) and the slice columns. Rows: "all" first, then each
-    column's values sorted as text (missing values form their own "column=nan" slice, as in
-    `curation.slices`). Columns: slice, column, value (missing for "all"), n, accuracy, ci_low, ci_high, small
-    (n < min_size: reported, not hidden, but too few samples to act on).
-    """
-    _check_pred(pred, slice_cols)
-    correct = _outcomes(pred["correct"].to_numpy(), "predictions' correct column")
-    rows: list[dict[str, Any]] = []
-    for name in slice_names(pred, slice_cols):
-        mask = slice_mask(pred, name).to_numpy()
-        acc, lo, hi = bootstrap_ci(correct[mask], seed=derive_seed(seed, "slice", name), n_boot=n_boot)
-        column, _, value = name.partition("=")
-        rows.append(
-            {
-                "slice": name,
-                "column": None if name == ALL else column,
-                "value": None if name == ALL else value,
-                "n": int(mask.sum()),
-                "accuracy": acc,
-                "ci_low": lo,
-                "ci_high": hi,
-                "small": bool(mask.sum() < min_size),
-            }
+    stale = pred["correct"].astype(bool) != (pred["label"].astype(str) == pred["pred"].astype(str))
+    if stale.any():
+        raise ValueError(
+            f"predictions: 'correct' disagrees with label == pred for {int(stale.sum())} row(s), e.g. id "
+            f"{pred.loc[stale, 'id'].iloc[0]!r}"
         )
-    return pd.DataFrame(rows)
 
 
-def class_report(pred: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision / recall / F1 / support for the whole prediction set.
+def bootstrap_ci(
+    correct: np.ndarray, seed: int, clusters: np.ndarray | None = None, n_boot: int = 1000, level: float = LEVEL
+) -> tuple[float, float, float]:
+    """(accuracy, low, high): accuracy and its percentile cluster-bootstrap interval."""
+    return ratio_ci(outcomes(correct, "bootstrap_ci"), clusters, seed, n_boot, level)
 
-    Labels compare as text. A precision or recall with an empty denominator counts as 0 (a class never
-    predicted has precision 0). Macro-F1 averages the classes with test samples (support > 0); classes absent
-    from the set are listed with support 0 but left out of the average, since their recall is undefined.
-    Plain floats and ints, ready for JSON.
+
+def scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of confusion matrices cm (..., C, C) (rows: true class, columns: predicted).
+
+    accuracy (...); per class (..., C): precision, recall, f1, support; macro_f1 (...) averaged over the
+    classes with samples in each matrix (a class absent from a slice has no recall; a bootstrap replicate
+    that misses a class averages over the others, as the slice itself would). An empty denominator gives 0
+    (a class never predicted has precision 0).
     """
-    _check_pred(pred, [])
-    truth = pred["label"].astype(str).to_numpy()
-    guess = pred["pred"].astype(str).to_numpy()
-    per_class: dict[str, dict[str, float | int]] = {}
-    f1s: list[float] = []
-    for label in map(str, labels):
-        tp = int(((truth == label) & (guess == label)).sum())
-        support = int((truth == label).sum())
-        predicted = int((guess == label).sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-        if support:
-            f1s.append(f1)
-    return {
-        "accuracy": float((truth == guess).mean()),
-        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
-        "per_class": per_class,
-    }
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support, predicted, total = cm.sum(axis=-1), cm.sum(axis=-2), cm.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        accuracy = np.where(total > 0, tp.sum(axis=-1) / total, np.nan)
+        present = support > 0
+        macro = np.where(present.any(axis=-1), (f1 * present).sum(axis=-1) / present.sum(axis=-1), 0.0)
+    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "support": support,
+            "macro_f1": macro}  # fmt: skip
 
 
-def paired_delta(
-    correct_a: np.ndarray, correct_b: np.ndarray, seed: int, n_boot: int = 1000, level: float = 0.95
-) -> dict[str, float | int]:
-    """Accuracy of model b minus model a on the same samples, with a paired percentile-bootstrap interval
-    (samples resampled together) and the exact McNemar p-value (two-sided binomial test on the discordant
-    pairs; 1.0 when there are none).
+def error_rates(cm: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """One-vs-rest false-positive rate (others predicted as class k / others) and false-negative rate (class k
+    missed / class k) of confusion matrices (..., C, C); NaN where the denominator is empty."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = cm[..., k, k]
+    support, predicted, total = cm[..., k, :].sum(axis=-1), cm[..., :, k].sum(axis=-1), cm.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpr = np.where(total - support > 0, (predicted - tp) / (total - support), np.nan)
+        fnr = np.where(support > 0, (support - tp) / support, np.nan)
+    return {"fpr": fpr, "fnr": fnr}
 
-    Returns delta, ci_low, ci_high, p_mcnemar, and the counts n, a_only (a right, b wrong), b_only.
+
+def _interval(name: str, point: float, boot: np.ndarray, level: float) -> dict[str, float]:
+    lo, hi = percentiles(boot, level)
+    return {name: float(point), f"{name}_low": float(lo), f"{name}_high": float(hi)}
+
+
+@dataclass
+class SliceReport:
+    """The per-slice evaluation of one prediction set.
+
+    slices: one row per slice: slice, column, value, n, clusters, accuracy, ci_low, ci_high, macro_f1,
+      macro_f1_low, macro_f1_high, [fpr*, fnr* of the focus class], small (n < min_size: reported, not
+      hidden, but too few samples to act on).
+    classes: one row per slice and class: slice, class, support, precision, recall, f1, each with _low/_high.
+    confusion: the non-zero confusion cells per slice: slice, actual, predicted, count.
     """
-    a = _outcomes(correct_a, "paired_delta model a")
-    b = _outcomes(correct_b, "paired_delta model b")
-    if a.size != b.size:
-        raise ValueError(f"paired_delta: {a.size} outcomes for model a but {b.size} for model b")
-    n = a.size
-    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
-    cells = np.array([a_only, b_only, n - a_only - b_only]) / n
-    draws = np.random.default_rng(seed).multinomial(n, cells, size=n_boot)
-    lo, hi = _percentiles((draws[:, 1] - draws[:, 0]) / n, level)
-    discordant = a_only + b_only
-    p = binomtest(b_only, discordant, 0.5).pvalue if discordant else 1.0
-    return {
-        "delta": (b_only - a_only) / n,
-        "ci_low": lo,
-        "ci_high": hi,
-        "p_mcnemar": float(p),
-        "n": n,
-        "a_only": a_only,
-        "b_only": b_only,
-    }
+
+    slices: pd.DataFrame
+    classes: pd.DataFrame
+    confusion: pd.DataFrame
+
+
+def evaluate_slices(
+    pred: pd.DataFrame,
+    specs: list[str],
+    labels: list[str],
+    seed: int,
+    *,
+    n_boot: int = 1000,
+    min_size: int = 20,
+    cluster_column: str | None = CLUSTER_COLUMN,
+    focus: str | None = None,
+    level: float = LEVEL,
+) -> SliceReport:
+    """Measure "all" and every slice of `specs` (see `curation.slices`) on a predictions frame.
+
+    `pred` has columns id, label, pred, correct and the spec columns; labels compare as text and must be in
+    `labels`. Rows sharing `cluster_column` (when present) are resampled together. `focus`: a class whose
+    one-vs-rest false-positive and false-negative rates are added per slice.
+    """
+    specs_cols = [c.strip() for spec in specs for c in spec.split("&") if c.strip() != "tag"]
+    check_pred(pred, specs_cols)
+    labels = [str(x) for x in labels]
+    index = {label: k for k, label in enumerate(labels)}
+    truth, guess = pred["label"].astype(str), pred["pred"].astype(str)
+    unknown = sorted((set(truth) | set(guess)) - set(index))
+    if unknown:
+        raise ValueError(f"predictions hold label(s) {unknown[:10]} that are not among the labels {labels}")
+    if focus is not None and str(focus) not in index:
+        raise ValueError(f"focus class {focus!r} is not among the labels {labels}")
+    c = len(labels)
+    cells = (truth.map(index).to_numpy() * c + guess.map(index).to_numpy()).astype(np.int64)
+    keys = pred[cluster_column].astype(str).to_numpy() if cluster_column and cluster_column in pred.columns else None
+    slice_rows: list[dict[str, Any]] = []
+    class_rows: list[dict[str, Any]] = []
+    confusion_rows: list[dict[str, Any]] = []
+    for name in slice_names(pred, specs):
+        mask = slice_mask(pred, name).to_numpy()
+        cell, n = cells[mask], int(mask.sum())
+        cluster = np.arange(n) if keys is None else np.unique(keys[mask], return_inverse=True)[1].reshape(-1)
+        per_cluster = sparse.csr_matrix((np.ones(n), (cluster, cell)), shape=(int(cluster.max()) + 1, c * c))
+        cm = np.bincount(cell, minlength=c * c).reshape(c, c).astype(np.float64)
+        boot = resample_sums(per_cluster, derive_seed(seed, "slice", name), n_boot).reshape(-1, c, c)
+        point, reps = scores(cm), scores(boot)
+        parts = terms(name)
+        row: dict[str, Any] = {
+            "slice": name,
+            "column": AND.join(t[0] for t in parts) if parts else None,
+            "value": AND.join(t[1] for t in parts) if parts else None,
+            "n": n,
+            "clusters": int(per_cluster.shape[0]),
+        }
+        acc = _interval("accuracy", point["accuracy"], reps["accuracy"], level)
+        row |= {"accuracy": acc["accuracy"], "ci_low": acc["accuracy_low"], "ci_high": acc["accuracy_high"]}
+        row |= _interval("macro_f1", point["macro_f1"], reps["macro_f1"], level)
+        if focus is not None:
+            k = index[str(focus)]
+            rates, rate_reps = error_rates(cm, k), error_rates(boot, k)
+            for metric in ("fpr", "fnr"):
+                row |= _interval(metric, rates[metric], rate_reps[metric], level)
+        row["small"] = n < min_size
+        slice_rows.append(row)
+        for k, label in enumerate(labels):
+            crow: dict[str, Any] = {"slice": name, "class": label, "support": int(cm[k].sum())}
+            for metric in ("precision", "recall", "f1"):
+                crow |= _interval(metric, point[metric][k], reps[metric][:, k], level)
+            class_rows.append(crow)
+        for t, p in zip(*np.nonzero(cm), strict=True):
+            confusion_rows.append({"slice": name, "actual": labels[t], "predicted": labels[p], "count": int(cm[t, p])})
+    return SliceReport(pd.DataFrame(slice_rows), pd.DataFrame(class_rows), pd.DataFrame(confusion_rows))
+
+
+def summary(report: SliceReport) -> dict[str, Any]:
+    """The per-slice metrics as plain JSON values: {slice: {n, accuracy, ci_low, ..., small}} plus, for "all",
+    the per-class scores."""
+    out: dict[str, Any] = {"slices": {}, "classes": {}}
+    for r in report.slices.to_dict("records"):
+        out["slices"][r["slice"]] = {k: v for k, v in r.items() if k not in ("slice", "column", "value")}
+    overall = report.classes[report.classes["slice"] == ALL]
+    for r in overall.to_dict("records"):
+        out["classes"][r["class"]] = {k: v for k, v in r.items() if k not in ("slice", "class")}
+    return out

@@ -1,4 +1,5 @@
-"""Training: a seeded, deterministic loop with early stopping, prediction, model files and a sanity overfit.
+"""Training: a seeded, deterministic loop with early stopping, prediction, embeddings, model files and a sanity
+overfit.
 
 Determinism without side effects: the network is initialised and trained inside `torch.random.fork_rng()`
 seeded from the pipeline seed, and batches are shuffled with a private `torch.Generator`; the caller's global
@@ -14,6 +15,7 @@ import json
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from augment.rng import derive_seed, generator
 from curation.io import write_bytes
-from curation.models import build_model
+from curation.models import SmallCNN, build_model
 
 MODEL_FORMAT = "curation-model/1"
 EVAL_BATCH = 256
@@ -45,7 +47,7 @@ class TrainResult:
     train_loss, dev_loss, dev_accuracy, best_epoch (the best so far).
     """
 
-    model: nn.Module
+    model: SmallCNN
     labels: list[str]
     history: list[dict[str, float | int]]
     best_epoch: int
@@ -116,6 +118,7 @@ def train_model(
     "media" or the modality's name (`features.media_config`). With class weighting, train and dev losses are
     both weighted by inverse class frequency in train, so the stopping rule watches what is optimised.
     Training stops after `patience` epochs without a lower dev loss; the best epoch's weights are kept.
+    The image network's input standardisation is fitted to x_train before the first step (and saved with it).
     """
     xt, xd = _as_inputs(x_train, "train inputs"), _as_inputs(x_dev, "dev inputs")
     yt = _as_targets(y_train, xt.shape[0], len(labels), "train targets")
@@ -127,6 +130,7 @@ def train_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "train", "init"))
         model = build_model(modality, len(labels), cfg)
+        model.fit_input_stats(xt)
         opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
         best_loss, best_epoch, best_state = float("inf"), 0, None
         bar = tqdm(range(epochs), desc=f"train {modality}", unit="epoch", disable=not progress or None)
@@ -174,18 +178,34 @@ def train_model(
     )
 
 
-def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Class probabilities (N, C) as float32, in eval mode without gradients (the model's mode is restored
-    afterwards)."""
+def _batched(model: nn.Module, x: Tensor | np.ndarray, fn: Callable[[Tensor], Tensor], batch_size: int) -> np.ndarray:
+    """`fn` over `x` in batches, in eval mode without gradients, concatenated; the model's mode is restored."""
     xt = _as_inputs(x, "prediction inputs")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            parts = [torch.softmax(model(xt[i : i + batch_size]), dim=1) for i in range(0, xt.shape[0], batch_size)]
+            parts = [fn(xt[i : i + batch_size]) for i in range(0, xt.shape[0], batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(parts).numpy()
+    return torch.cat(parts).float().numpy()
+
+
+def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Class probabilities (N, C) as float32, in eval mode without gradients (the model's mode is restored
+    afterwards)."""
+    return _batched(model, x, lambda xb: torch.softmax(model(xb), dim=1), batch_size)
+
+
+def embed(model: SmallCNN, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Penultimate features (N, D) as float32: the globally pooled features the linear head classifies
+    (`SmallCNN.embed`), in eval mode without gradients (the model's mode is restored afterwards).
+
+    For clustering a model's errors (weak-slice discovery): samples the model sees alike lie close together.
+    """
+    return _batched(model, x, model.embed, batch_size)
 
 
 def _plain(obj: Any, what: str) -> Any:
@@ -219,7 +239,7 @@ def save_model(result: TrainResult, path: str | os.PathLike[str], meta: dict[str
     return hashlib.sha256(data).hexdigest()
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, list[str], dict[str, Any]]:
+def load_model(path: str | os.PathLike[str]) -> tuple[SmallCNN, list[str], dict[str, Any]]:
     """(model in eval mode, labels, meta) from a file written by `save_model`; the global RNG is untouched."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -248,12 +268,18 @@ def sanity_overfit(
     n: int = 16,
     steps: int = 150,
 ) -> float:
-    """Check that the network can memorise `n` samples (drawn with the seed) in `steps` full-batch steps.
+    """Check that the network can memorise `n` of the samples (drawn with the seed) in `steps` full-batch
+    steps, before spending a full training run on it: meant for the train stage's `train.sanity: true`, called
+    with the same train inputs, targets, labels, modality, cfg and seed as `train_model`.
 
     Returns the accuracy on them (1.0) and raises `TrainingError` if it stays below 100%: a network that
     cannot overfit a handful of samples points at broken inputs, labels or learning rate, not at the data.
-    Accuracy is measured in eval mode every 10 steps and at the end; no weight decay, no class weights.
+    The network is built and fitted like `train_model`'s (input standardisation from all of `x`), but with no
+    weight decay and no class weights; accuracy is measured in eval mode every 10 steps and at the end.
+    Seeded and side-effect free like `train_model`; takes seconds (16 samples, at most 150 steps).
     """
+    if n < 1 or steps < 1:
+        raise ValueError(f"sanity check needs n >= 1 samples and steps >= 1, got n={n}, steps={steps}")
     xa = _as_inputs(x, "sanity inputs")
     ya = _as_targets(y, xa.shape[0], len(labels), "sanity targets")
     pick = np.sort(generator(seed, "sanity", "pick").choice(xa.shape[0], size=min(n, xa.shape[0]), replace=False))
@@ -262,6 +288,7 @@ def sanity_overfit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "sanity", "init"))
         model = build_model(modality, len(labels), cfg)
+        model.fit_input_stats(xa)
         opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=0.0)
         for step in range(1, steps + 1):
             model.train()

@@ -3,9 +3,15 @@
 import pandas as pd
 import pytest
 
-from curation.analysis import COLUMNS, error_table, to_markdown, top_targets
+from curation.analysis import COLUMNS, baseline_levels, error_table, to_markdown, top_targets
+from curation.metrics import evaluate_slices
 
 BASELINE = {"default": 0.97, "condition=blur": 0.9}
+
+
+def _table(pred: pd.DataFrame, specs: list[str], baseline: dict, min_size: int) -> pd.DataFrame:
+    slices = evaluate_slices(pred, specs, ["x", "y"], seed=0, min_size=min_size).slices
+    return error_table(slices, baseline, len(pred))
 
 
 def _frame() -> pd.DataFrame:
@@ -23,7 +29,7 @@ def _frame() -> pd.DataFrame:
 
 
 def test_hand_computed_error_table():
-    table = error_table(_frame(), ["condition", "speaker"], BASELINE, seed=0, min_size=3)
+    table = _table(_frame(), ["condition", "speaker"], BASELINE, 3)
     assert tuple(table.columns) == COLUMNS
     # "all" first, then by priority; speaker=a and speaker=b tie and go by name
     assert table["slice"].tolist() == [
@@ -49,24 +55,24 @@ def test_hand_computed_error_table():
 
 
 def test_top_targets_skip_small_and_zero_priority_slices():
-    table = error_table(_frame(), ["condition", "speaker"], BASELINE, seed=0, min_size=3)
+    table = _table(_frame(), ["condition", "speaker"], BASELINE, 3)
     assert top_targets(table, 2, 3) == ["condition=dark", "speaker=a"]
     assert top_targets(table, 10, 3) == ["condition=dark", "speaker=a", "speaker=b"]
     assert top_targets(table, 10, 2) == ["condition=dark", "speaker=a", "speaker=b", "condition=blur"]
 
 
 def test_no_errors_means_no_targets():
-    pred = _frame().assign(correct=True)
-    table = error_table(pred, ["condition"], {"default": 0.97}, seed=0, min_size=1)
+    pred = _frame().assign(pred="x", correct=True)
+    table = _table(pred, ["condition"], {"default": 0.97}, 1)
     assert (table["share_of_errors"] == 0).all() and (table["priority"] == 0).all()
     assert top_targets(table, 3, 1) == []
 
 
 def test_baseline_problems_are_reported():
     with pytest.raises(ValueError, match=r"no entry for slice 'all' and no 'default'"):
-        error_table(_frame(), ["condition"], {"condition=blur": 0.9}, seed=0, min_size=1)
+        _table(_frame(), ["condition"], {"condition=blur": 0.9}, 1)
     with pytest.warns(UserWarning, match=r"absent from the data: \['condition=fog'\]"):
-        error_table(_frame(), ["condition"], {"default": 0.97, "condition=fog": 0.9}, seed=0, min_size=1)
+        _table(_frame(), ["condition"], {"default": 0.97, "condition=fog": 0.9}, 1)
 
 
 def test_markdown_table():
@@ -82,8 +88,10 @@ def test_markdown_table():
                 "error_rate": 0.1688,
                 "share_of_errors": 1.0,
                 "baseline": 0.97,
+                "baseline_source": "default",
                 "gap": 0.1388,
                 "priority": 0.1388,
+                "avoidable_errors": 27.76,
                 "small": False,
             },
             {
@@ -95,17 +103,33 @@ def test_markdown_table():
                 "ci_high": 0.75,
                 "error_rate": 0.5,
                 "share_of_errors": 0.1777,
-                "baseline": 0.97,
+                "baseline": 0.9,
+                "baseline_source": "older model",
                 "gap": 0.47,
                 "priority": 0.0282,
+                "avoidable_errors": 5.64,
                 "small": True,
             },
         ]
     )
     assert to_markdown(table) == (
         "| slice | n | share of data | accuracy [95% CI] | error rate | share of errors | baseline | gap "
-        "| priority | small |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|\n"
-        "| all | 200 | 1.00 | 0.83 [0.78, 0.88] | 0.17 | 1.00 | 0.97 | 0.139 | 0.139 |  |\n"
-        "| note=a\\|b | 12 | 0.06 | 0.50 [0.25, 0.75] | 0.50 | 0.18 | 0.97 | 0.470 | 0.028 | yes |\n"
+        "| priority | avoidable errors | small |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|\n"
+        "| all | 200 | 1.00 | 0.83 [0.78, 0.88] | 0.17 | 1.00 | 0.97 | 0.139 | 0.139 | 28 |  |\n"
+        "| note=a\\|b | 12 | 0.06 | 0.50 [0.25, 0.75] | 0.50 | 0.18 | 0.90 (older model) | 0.470 | 0.028 | 6 | yes |\n"
     )
+
+
+def test_baseline_levels_come_from_params_then_an_older_model_then_the_default():
+    older = pd.DataFrame({"slice": ["all", "condition=dark"], "accuracy": [0.9, 0.6]})
+    levels, sources = baseline_levels(
+        ["all", "condition=dark", "condition=blur", "speaker=a"], {"default": 0.97, "condition=blur": 0.8}, older
+    )
+    assert levels == [0.9, 0.6, 0.8, 0.97]
+    assert sources == ["older model", "older model", "params", "default"]
+
+
+def test_stale_correct_column_is_refused():
+    with pytest.raises(ValueError, match="'correct' disagrees with label == pred for 10 row"):
+        _table(_frame().assign(correct=True, pred="y"), ["condition"], BASELINE, 1)

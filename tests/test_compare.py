@@ -5,16 +5,28 @@ import pytest
 
 from curation.compare import CompareError, audit, compare_versions, to_markdown
 
+LABELS = ["x", "y"]
+
 
 def _pred(correct, condition):
-    return pd.DataFrame({"id": [f"s{i}" for i in range(len(correct))], "correct": correct, "condition": condition})
+    return pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(len(correct))],
+            "label": "x",
+            "pred": ["x" if c else "y" for c in correct],
+            "correct": correct,
+            "condition": condition,
+        }
+    )
 
 
 def test_hand_computed_comparison():
     cond = ["clean"] * 4 + ["car"] * 4
     v1 = _pred([True, True, True, True, True, True, False, False], cond)
     v2 = _pred([True, True, True, False, True, True, True, True], cond)
-    table = compare_versions({"v1": v1, "v2": v2}, ["condition"], seed=0, targets=["condition=car"]).set_index("slice")
+    table = compare_versions({"v1": v1, "v2": v2}, ["condition"], 0, LABELS, targets=["condition=car"]).set_index(
+        "slice"
+    )
     assert table.loc["all", "acc_v1"] == pytest.approx(6 / 8) and table.loc["all", "acc_v2"] == pytest.approx(7 / 8)
     assert table.loc["condition=car", "delta_v2"] == pytest.approx(0.5)
     assert table.loc["condition=clean", "delta_v2"] == pytest.approx(-0.25)
@@ -31,14 +43,14 @@ def test_different_test_sets_are_refused():
     v1 = _pred([True, False], ["a", "a"])
     v2 = _pred([True, False, True], ["a", "a", "a"])
     with pytest.raises(CompareError, match="not evaluated on the same test samples"):
-        compare_versions({"v1": v1, "v2": v2}, ["condition"], seed=0)
+        compare_versions({"v1": v1, "v2": v2}, ["condition"], 0, LABELS)
 
 
 def _regression(n_worse: int, n: int = 60) -> pd.DataFrame:
     """A comparison where v2 gets `n_worse` of the `n` clean samples wrong that v1 got right."""
     v1 = _pred([True] * n, ["clean"] * n)
     v2 = _pred([i >= n_worse for i in range(n)], ["clean"] * n)
-    return compare_versions({"v1": v1, "v2": v2}, ["condition"], seed=0)
+    return compare_versions({"v1": v1, "v2": v2}, ["condition"], 0, LABELS)
 
 
 def test_audit_gate_fails_on_a_significant_regression_beyond_tolerance():

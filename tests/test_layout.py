@@ -11,11 +11,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _declared(stage: dict, key: str) -> set[str]:
     paths = set()
-    for field in ("outs", "metrics"):
+    for field in ("outs", "metrics", "plots"):
         for entry in stage["do"].get(field, []):
             path = next(iter(entry)) if isinstance(entry, dict) else entry
             paths.add(path.replace("${key}", key))
     return paths
+
+
+def _evaluated(lay: Layout, version: str) -> set[Path]:
+    """What the evaluate stage writes for one version."""
+    parts = ("dev", "test")
+    return {
+        *(lay.predictions(version, p) for p in parts),
+        *(lay.embeddings(version, p) for p in parts),
+        lay.slice_tables(version),
+        lay.version_metrics(version),
+        lay.plot(version, "confusion"),
+        lay.plot(version, "slices"),
+    }
 
 
 def test_every_stage_output_is_a_layout_path():
@@ -28,17 +41,13 @@ def test_every_stage_output_is_a_layout_path():
         "label_issues": {lay.label_issues, lay.metrics / "label_issues.json"},
         "conditions": {lay.eval_dir},
         "train": {lay.model("v1"), lay.metrics / "train_v1.json"},
-        "evaluate": {lay.predictions("v1", "dev"), lay.predictions("v1", "test"), lay.version_metrics("v1")},
+        "evaluate": _evaluated(lay, "v1"),
         "analyze": {lay.analysis_dir, lay.metrics / "analysis.json"},
         "augment": {lay.candidates_dir},
         "filter": {lay.checklist_dir, lay.metrics / "checklist.json"},
         "build": {lay.train_set("v2"), lay.metrics / "card_v2.json"},
         "retrain": {lay.model("v2"), lay.metrics / "train_v2.json"},
-        "reevaluate": {
-            lay.predictions("v2", "dev"),
-            lay.predictions("v2", "test"),
-            lay.version_metrics("v2"),
-        },
+        "reevaluate": _evaluated(lay, "v2"),
         "compare": {lay.comparison, lay.comparison_figure, lay.metrics / "compare.json"},
     }
     for name, paths in expected.items():

@@ -1,4 +1,4 @@
-"""Metrics: bootstrap intervals, slice tables, per-class scores and paired comparisons, checked by hand."""
+"""Metrics: bootstrap intervals, per-slice tables, per-class scores and confusion matrices, checked by hand."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.metrics import bootstrap_ci, class_report, paired_delta, slice_table
+from curation.metrics import bootstrap_ci, error_rates, evaluate_slices, scores
+
+
+def slice_table(pred: pd.DataFrame, specs: list[str], seed: int, min_size: int = 20) -> pd.DataFrame:
+    labels = sorted(set(pred["label"].astype(str)) | set(pred["pred"].astype(str)))
+    return evaluate_slices(pred, specs, labels, seed, min_size=min_size).slices
 
 
 def _pred(correct: list[bool], **slices: list[str]) -> pd.DataFrame:
@@ -101,37 +106,102 @@ def test_slice_table_refuses_missing_columns():
         slice_table(_pred([True, False]), ["speaker"], seed=0)
 
 
-def test_class_report_by_hand():
+def test_class_scores_by_hand():
     pred = pd.DataFrame({"id": list("vwxyz"), "label": ["a", "a", "b", "b", "c"], "pred": ["a", "b", "b", "b", "a"]})
     pred["correct"] = pred["label"] == pred["pred"]
-    report = class_report(pred, ["a", "b", "c", "d"])
-    assert report["accuracy"] == pytest.approx(0.6)
-    pc = report["per_class"]
-    assert pc["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
-    assert pc["b"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
-    assert pc["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    assert pc["d"]["support"] == 0
-    assert report["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)  # d has no samples: not averaged
+    report = evaluate_slices(pred, [], ["a", "b", "c", "d"], seed=0)
+    row = report.slices.iloc[0]
+    assert row["accuracy"] == pytest.approx(0.6)
+    assert row["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)  # d has no samples: not averaged
+    pc = report.classes.set_index("class")
+    assert pc.loc["a", ["precision", "recall", "f1", "support"]].tolist() == pytest.approx([0.5, 0.5, 0.5, 2])
+    assert pc.loc["b", ["precision", "recall", "f1", "support"]].tolist() == pytest.approx([2 / 3, 1.0, 0.8, 2])
+    assert pc.loc["c", ["precision", "recall", "f1", "support"]].tolist() == [0.0, 0.0, 0.0, 1]
+    assert pc.loc["d", "support"] == 0
+    cells = {(r["actual"], r["predicted"]): r["count"] for r in report.confusion.to_dict("records")}
+    assert cells == {("a", "a"): 1, ("a", "b"): 1, ("b", "b"): 2, ("c", "a"): 1}
 
 
-def test_paired_delta_by_hand():
-    a = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1, 0], dtype=bool)
-    b = np.array([1, 1, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
-    d = paired_delta(a, b, seed=0)
-    assert d["delta"] == pytest.approx(0.3) and (d["a_only"], d["b_only"], d["n"]) == (1, 4, 10)
-    # exact two-sided binomial on 5 discordant pairs, 4 one way: (1 + 5 + 5 + 1) / 32
-    assert d["p_mcnemar"] == pytest.approx(12 / 32)
-    assert -1.0 <= d["ci_low"] <= 0.3 <= d["ci_high"] <= 1.0
-    assert paired_delta(a, b, seed=0) == d
+def test_false_positive_and_negative_rates_by_hand():
+    # truth rows, predictions columns: class 0 has 3 samples, 1 missed; 2 of the 5 others are called 0
+    cm = np.array([[2, 1, 0], [1, 2, 0], [1, 0, 1]])
+    rates = error_rates(cm, 0)
+    assert rates["fnr"] == pytest.approx(1 / 3) and rates["fpr"] == pytest.approx(2 / 5)
+    assert np.isnan(error_rates(np.array([[0, 0], [0, 4]]), 0)["fnr"])  # no samples of the class
 
 
-def test_paired_delta_identical_and_clear_improvement():
-    a = np.array([True, False] * 50)
-    same = paired_delta(a, a.copy(), seed=1)
-    assert (same["delta"], same["ci_low"], same["ci_high"], same["p_mcnemar"]) == (0.0, 0.0, 0.0, 1.0)
-    better = a.copy()
-    better[1:61:2] = True  # 30 errors fixed, none introduced
-    d = paired_delta(a, better, seed=1)
-    assert d["delta"] == pytest.approx(0.3) and d["ci_low"] > 0 and d["p_mcnemar"] < 1e-8
-    with pytest.raises(ValueError, match="10 outcomes for model a but 9"):
-        paired_delta(a[:10], a[:9], seed=0)
+def test_focus_class_rates_per_slice():
+    pred = pd.DataFrame(
+        {
+            "id": list("abcdef"),
+            "label": ["x", "x", "y", "y", "x", "y"],
+            "pred": ["x", "y", "x", "y", "x", "y"],
+            "condition": ["n", "n", "n", "n", "q", "q"],
+        }
+    )
+    pred["correct"] = pred["label"] == pred["pred"]
+    t = evaluate_slices(pred, ["condition"], ["x", "y"], seed=0, focus="x").slices.set_index("slice")
+    assert t.loc["condition=n", ["fpr", "fnr"]].tolist() == pytest.approx([0.5, 0.5])
+    assert t.loc["condition=q", ["fpr", "fnr"]].tolist() == pytest.approx([0.0, 0.0])
+    with pytest.raises(ValueError, match="focus class 'z'"):
+        evaluate_slices(pred, [], ["x", "y"], seed=0, focus="z")
+
+
+def test_every_metric_interval_holds_its_estimate():
+    rng = np.random.default_rng(4)
+    labels = list("abcd")
+    truth = rng.choice(labels, 200)
+    pred = pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(200)],
+            "label": truth,
+            "pred": np.where(rng.random(200) < 0.7, truth, rng.choice(labels, 200)),
+            "speaker": rng.choice(["p", "q"], 200),
+            "source_id": [f"r{i // 4}" for i in range(200)],
+        }
+    )
+    pred["correct"] = pred["label"] == pred["pred"]
+    report = evaluate_slices(pred, ["speaker"], labels, seed=2, focus="a")
+    for metric in ("accuracy", "macro_f1", "fpr", "fnr"):
+        lo, hi = ("ci_low", "ci_high") if metric == "accuracy" else (f"{metric}_low", f"{metric}_high")
+        assert ((report.slices[lo] <= report.slices[metric]) & (report.slices[metric] <= report.slices[hi])).all()
+    for metric in ("precision", "recall", "f1"):
+        c = report.classes
+        assert ((c[f"{metric}_low"] <= c[metric] + 1e-12) & (c[metric] <= c[f"{metric}_high"] + 1e-12)).all()
+    assert report.slices.set_index("slice").loc["all", "clusters"] == 50
+
+
+def test_conjunction_and_tag_slices():
+    pred = _pred(
+        [True, False, True, True, False, False],
+        condition=["n", "n", "n", "q", "q", "q"],
+        speaker=["a", "b", "a", "b", "a", "b"],
+    )
+    pred["tag:dark"] = [False, True, False, False, True, True]
+    t = slice_table(pred, ["condition & speaker", "tag"], seed=0, min_size=1).set_index("slice")
+    assert t.index.tolist() == [
+        "all",
+        "condition=n & speaker=a",
+        "condition=n & speaker=b",
+        "condition=q & speaker=a",
+        "condition=q & speaker=b",
+        "tag=dark",
+    ]
+    assert t["n"].tolist() == [6, 2, 1, 1, 2, 3]
+    assert t.loc["tag=dark", "accuracy"] == 0.0
+    assert t.loc["condition=q & speaker=b", ["column", "value"]].tolist() == ["condition & speaker", "q & b"]
+
+
+def test_unknown_labels_are_refused():
+    with pytest.raises(ValueError, match=r"label\(s\) \['b'\] that are not among"):
+        evaluate_slices(_pred([True, False]), [], ["a"], seed=0)
+
+
+def test_scores_of_a_batch_match_one_by_one():
+    rng = np.random.default_rng(1)
+    batch = rng.integers(0, 5, size=(7, 3, 3))
+    together = scores(batch)
+    for i in range(7):
+        alone = scores(batch[i])
+        for key in ("accuracy", "macro_f1", "f1", "precision", "recall"):
+            np.testing.assert_allclose(together[key][i], alone[key])

@@ -80,6 +80,30 @@ def test_counts_reconcile_and_slices_are_reported(project):
         assert card["accepted_by_checklist"] == checklist["total"].get("accept", 0) == card["added"]
 
 
+def test_error_analysis_outputs(project):
+    for ds in ("digits", "spoken_digits"):
+        analysis = json.loads((project / f"metrics/{ds}/analysis.json").read_text())
+        errors = pd.read_csv(project / f"data/{ds}/analysis/errors_test.csv")
+        assert errors["slice"].iloc[0] == "all"
+        ranked = errors["priority"].iloc[1:]
+        assert (ranked.diff().dropna() <= 1e-12).all()  # priorities ordered, highest first
+        assert (errors["ci_low"] <= errors["accuracy"]).all() and (errors["accuracy"] <= errors["ci_high"]).all()
+        top = analysis["top_priority"]["test"]
+        assert top in set(errors["slice"])
+        html = (project / f"data/{ds}/analysis/report.html").read_text()
+        assert "https://" not in html and "http://" not in html and top in html
+        tables = project / f"data/{ds}/v1/slices"
+        classes = pd.read_csv(tables / "test_classes.csv", keep_default_na=False)
+        assert set(classes["class"].astype(str)) == {str(d) for d in range(10)}
+        assert (project / f"data/{ds}/analysis/discovered_test.csv").exists()
+    digits = pd.read_parquet(project / "data/digits/v1/predictions_test.parquet")
+    assert "tag:low_ink" in digits.columns  # a user tag function registered in params
+    assert digits.loc[digits["condition"] == "clean", "tag:low_ink"].sum() == 0
+    plots = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], project))
+    assert not plots.get("errors"), plots.get("errors")
+    assert {"data/digits/v1/plots/confusion.csv", "data/spoken_digits/v2/plots/slices.csv"} <= set(plots["data"])
+
+
 def test_changing_a_checklist_param_reruns_only_what_depends_on_it(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["datasets"]["digits"]["checklist"]["clarity_accept"] = 0.7
