@@ -220,18 +220,16 @@ def _explanation(
     return ""
 
 
-def _within_parent(
-    mask: np.ndarray, parent_name: str, parent: np.ndarray, err: np.ndarray, clusters: np.ndarray | None, alpha: float
-) -> str:
-    """A note when a conjunction is not significantly weaker than the rest of one of its terms (raw p >= alpha):
-    the pruning rule only asks for a higher error rate, which noise alone gives half the time."""
+def _interacts(
+    mask: np.ndarray, parent: np.ndarray, err: np.ndarray, clusters: np.ndarray | None, alpha: float
+) -> bool:
+    """Whether a conjunction is significantly weaker than the rest of one of its terms (raw p < alpha). The
+    pruning rule alone only asks for a higher error rate, which noise gives half the time, and a sub-slice
+    that merely shares its parent's weakness would repeat the parent in the report."""
     if not (parent & ~mask).any():
-        return ""
+        return True
     diff, _, p = difference_z(mask[parent], err[parent], None if clusters is None else clusters[parent])
-    if diff > 0 and p < alpha:
-        return ""
-    rate, rest = err[mask].mean(), err[parent & ~mask].mean()
-    return f"within {parent_name}: {rate:.2f} vs {rest:.2f} for the rest of it, not significant"
+    return diff > 0 and p < alpha
 
 
 def discover(
@@ -261,12 +259,12 @@ def discover(
     q < alpha and its error rate is above the rest's and it spans at least `min_clusters` clusters (a few
     recordings copied under many conditions are not evidence of a weak group); a conjunction only when its
     error rate is above both of its terms'. The description of a row names an embedding cluster it holds
-    (label mix, over-represented terms), "explained by S (...)" when the row is weak only through its overlap
-    with a higher-ranked S, and "within T: ... not significant" for a conjunction no worse than the rest of its
-    term T (the pruning rule only asks for a higher rate). Only the reported rows get a bootstrap interval
-    (seed derived from the slice name). Returns the first `top_k` by (q, -diff, slice) with the columns of
-    `COLUMNS`; attrs hold "tested" (candidates tested), "skipped" (column or term -> why it was not searched)
-    and "cluster_column" (the one used, or None).
+    (label mix, over-represented terms) and "explained by S (...)" when the row is weak only through its
+    overlap with a higher-ranked S. A conjunction must also be significantly weaker than the rest of each of
+    its terms (raw p < alpha): an interaction, not a repeat of its weak parent. Only the reported rows get a
+    bootstrap interval (seed derived from the slice name). Returns the first `top_k` by (q, -diff, slice)
+    with the columns of `COLUMNS`; attrs hold "tested" (candidates tested), "skipped" (column or term -> why
+    it was not searched) and "cluster_column" (the one used, or None).
     """
     if max_order not in (1, 2):
         raise ValueError(f"max_order must be 1 or 2, got {max_order}")
@@ -331,6 +329,11 @@ def discover(
     if clusters is not None:
         spans = [np.unique(clusters[mask_of(ts)]).size for ts in table["terms"]]
         table = table[np.array(spans, dtype=np.int64) >= min_clusters]
+    interacting = [
+        all(_interacts(mask_of(ts), masks[:, t], err, clusters, alpha) for t in ts) if len(ts) > 1 else True
+        for ts in table["terms"]
+    ]
+    table = table[np.array(interacting, dtype=bool)]
     if top_k is not None:
         table = table.head(top_k)
     table = table.reset_index(drop=True)
@@ -355,7 +358,6 @@ def discover(
             if groups[int(group_of[t])].column == EMBEDDING_COLUMN
         ]
         why = [_explanation(mask, above, err, clusters, alpha, min_size)]
-        why += [_within_parent(mask, names[t], masks[:, t], err, clusters, alpha) for t in r.terms if len(r.terms) > 1]
         above.append((r.slice, mask))
         rows.append(
             {

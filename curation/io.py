@@ -22,6 +22,19 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, mode: int) -> None:
+    """Give a temporary file or folder the permissions a plain `open` or `mkdir` would have: `mkstemp` and
+    `mkdtemp` create them private (0600 / 0700), which would leave outputs unreadable to the group."""
+    os.chmod(tmp, mode & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `path` only if the block succeeds."""
@@ -32,6 +45,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _publish(tmp_path, 0o666)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -116,6 +130,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        _publish(tmp, 0o777)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             os.replace(target, old)

@@ -1,6 +1,8 @@
 """Atomic writes and the manifest schema."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -94,3 +96,16 @@ def test_load_image_scales_16_bit_by_its_depth(tmp_path):
     Image.fromarray(values).save(tmp_path / "g16.png")
     assert load_image(tmp_path / "g16.png", 1).tolist() == [[0, 128], [255, 1]]
     assert load_image(tmp_path / "g16.png", 3)[0, 1].tolist() == [128, 128, 128]
+
+
+def test_atomic_outputs_get_the_permissions_of_a_plain_write(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a\n")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o644  # not mkstemp's private 0600
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
