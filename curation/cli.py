@@ -469,10 +469,9 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
     targets = [t["slice"] for t in read_json(lay.analysis_dir / "targets.json")]
-    from curation.train import load_model
-
-    labels = load_model(lay.model(args.versions[0]))[1]
     first = preds[args.versions[0]]
+    seen = set().union(*(set(p["label"].astype(str)) | set(p["pred"].astype(str)) for p in preds.values()))
+    labels = [str(x) for x in cfg.get("labels") or sorted(seen)]
     table = compare_versions(preds, slice_specs(cfg, first), params["seed"], labels, targets=targets)
     text = f"# {args.dataset}: test accuracy per slice\n\n" + to_markdown(table, args.versions)
     write_text(lay.comparison, text)

@@ -182,7 +182,8 @@ def test_compare_fails_when_the_audit_gate_does(tmp_path, monkeypatch, capsys):
     for version, correct in (("v1", [True] * n), ("v2", [i >= 12 for i in range(n)])):
         path = tmp_path / f"data/speech/{version}/predictions_test.parquet"
         path.parent.mkdir(parents=True)
-        pd.DataFrame({"id": ids, "correct": correct, "condition": "clean"}).to_parquet(path)
+        pred = ["0" if c else "1" for c in correct]
+        pd.DataFrame({"id": ids, "label": "0", "pred": pred, "correct": correct, "condition": "clean"}).to_parquet(path)
     (tmp_path / "data/speech/analysis").mkdir()
     (tmp_path / "data/speech/analysis/targets.json").write_text("[]")
     assert main(["compare-versions", "speech", "v1", "v2"]) == 2
