@@ -4,7 +4,6 @@ calls library functions, and writes its outputs atomically. `dvc.yaml` calls the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -311,9 +310,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 pred.to_parquet(tmp, index=False)
             with atomic_path(lay.embeddings(args.version, part)) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, features.astype(np.float32))
-            write_csv(report.slices, tables / f"{part}_slices.csv")
-            write_csv(report.classes, tables / f"{part}_classes.csv")
-            write_csv(report.confusion, tables / f"{part}_confusion.csv")
+            for name in ("slices", "classes", "confusion"):  # machine-read: plain CSV, labels kept verbatim
+                getattr(report, name).to_csv(tables / f"{part}_{name}.csv", index=False)
             out[part] = summary(report)
     test = pd.read_parquet(lay.predictions(args.version, "test"))
     write_csv(test[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"}),
@@ -332,6 +330,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from curation.analysis import error_table, to_markdown, top_targets
     from curation.discovery import default_columns, discover
     from curation.discovery import to_markdown as discovered_markdown
+    from curation.metrics import SliceReport
     from curation.report import ReportPart, analysis_report
     from curation.train import load_model
 
@@ -339,8 +338,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     a = cfg["analyze"]
     d = a.get("discover") or {}
     labels = load_model(lay.model("v1"))[1]
-    older = read_table(Path(a["baseline_model"])) if a.get("baseline_model") else None
-    policies = set((cfg.get("augment") or {}).get("policies") or {})
+    policies = set((cfg.get("augment") or {}).get("policies") or {}) or None
     parts: dict[str, Any] = {}
     text = [f"# {args.dataset}: error analysis of v1\n"]
     with atomic_dir(lay.analysis_dir) as tmp:
@@ -348,6 +346,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             pred = pd.read_parquet(lay.predictions("v1", part))
             tables = {k: read_table(lay.slice_tables("v1") / f"{part}_{k}.csv")
                       for k in ("slices", "classes", "confusion")}  # fmt: skip
+            older = read_table(Path(a["baseline_model"]) / f"{part}_slices.csv") if a.get("baseline_model") else None
             errors = error_table(tables["slices"], a["baseline"], len(pred), older)
             found = discover(
                 pred, d.get("columns") or default_columns(pred), seed=params["seed"], min_size=a["min_size"],
@@ -359,17 +358,16 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             write_csv(found, tmp / f"discovered_{part}.csv")
             text += [f"## {part}\n", to_markdown(errors), f"\n### weak slices found in {part}\n",
                      discovered_markdown(found)]  # fmt: skip
-            parts[part] = ReportPart(errors=errors, discovered=found, targets=targets, focus=a.get("focus_class"),
-                                     **tables)  # fmt: skip
+            parts[part] = ReportPart.of(SliceReport(**tables), errors, found, targets, a.get("focus_class"))
         target_rows = [
             {"slice": t, "priority": float(parts["dev"].errors.set_index("slice").loc[t, "priority"])}
             for t in parts["dev"].targets
         ]
         (tmp / "errors.md").write_text("\n".join(text), encoding="utf-8")
-        (tmp / "targets.json").write_text(json.dumps(target_rows, indent=2) + "\n", encoding="utf-8")
         (tmp / "report.html").write_text(
             analysis_report(f"{args.dataset}: error analysis of v1", parts, labels), encoding="utf-8"
         )
+    write_json(lay.targets, target_rows)
     top = {part: (top_targets(p.errors, 1, a["min_size"]) or [None])[0] for part, p in parts.items()}
     write_json(
         lay.metrics / "analysis.json",
@@ -388,7 +386,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
 
     params, cfg, lay = _context(args)
     a = cfg["augment"]
-    targets = read_json(lay.analysis_dir / "targets.json")
+    targets = read_json(lay.targets)
     with atomic_dir(lay.candidates_dir) as tmp:
         cands, plan = generate_candidates(
             manifest.read(lay.split),
@@ -468,7 +466,7 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
 
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
-    targets = [t["slice"] for t in read_json(lay.analysis_dir / "targets.json")]
+    targets = [t["slice"] for t in read_json(lay.targets)]
     first = preds[args.versions[0]]
     seen = set().union(*(set(p["label"].astype(str)) | set(p["pred"].astype(str)) for p in preds.values()))
     labels = [str(x) for x in cfg.get("labels") or sorted(seen)]

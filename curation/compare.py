@@ -14,7 +14,7 @@ import pandas as pd
 
 from augment.rng import derive_seed
 from curation.io import atomic_path
-from curation.metrics import CLUSTER_COLUMN, evaluate_slices
+from curation.metrics import CLUSTER_COLUMN, cluster_keys, evaluate_slices
 from curation.slices import slice_mask, slice_names
 from curation.stats import paired_delta
 
@@ -53,7 +53,7 @@ def compare_versions(
         ).slices.set_index("slice")
         for v in versions
     }
-    keys = first[cluster_column].astype(str).to_numpy() if cluster_column in first.columns else None
+    keys = cluster_keys(first, cluster_column)
     rows: list[dict[str, Any]] = []
     for name in slice_names(first, slice_cols):
         mask = slice_mask(first, name).to_numpy()

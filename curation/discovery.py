@@ -27,7 +27,8 @@ import pandas as pd
 
 from augment.rng import derive_seed
 from curation.io import markdown_cell
-from curation.slices import AND, TAG, TAG_PREFIX, as_text, tag_names
+from curation.metrics import cluster_keys
+from curation.slices import AND, TAG, TAG_PREFIX, as_text, tag_mask, tag_names
 from curation.stats import LEVEL, benjamini_hochberg, difference_z, outcomes, ratio_ci
 
 EMBEDDING_COLUMN = "embedding_cluster"
@@ -92,14 +93,12 @@ def _canonical_order(pred: pd.DataFrame) -> np.ndarray:
 def _cluster_keys(df: pd.DataFrame, cluster_column: str | None) -> np.ndarray | None:
     """Cluster keys per row (rows sharing a source share a key), or None when every row is its own cluster.
 
-    A missing or empty key makes the row its own cluster, as `curation.tags` does for sources. Keys are
-    zero-padded codes of one width: `curation.stats` turns keys into text and sorts them once per test, which
-    is several times faster on short equal-width strings than on the original ids."""
-    if cluster_column is None or cluster_column not in df.columns:
+    The units are those of `metrics.cluster_keys` (a missing or empty key makes the row its own cluster),
+    recoded as zero-padded codes of one width: `curation.stats` turns keys into text and sorts them once per
+    test, which is several times faster on short equal-width strings than on the original ids."""
+    keys = cluster_keys(df, cluster_column)
+    if keys is None:
         return None
-    source = df[cluster_column]
-    present = source.notna() & (source.astype(str) != "")
-    keys = np.where(present, "s:" + _text(source), "i:" + _text(df["id"])).astype(str)
     codes = np.unique(keys, return_inverse=True)[1].reshape(-1)
     if codes.max() + 1 == len(codes):
         return None
@@ -146,11 +145,11 @@ def _search_terms(df: pd.DataFrame, columns: list[str], max_values: int, skipped
     out: list[_Terms] = []
     for column in dict.fromkeys(columns):
         if column == TAG:
-            present = [t for t in tag_names(df) if df[TAG_PREFIX + t].fillna(False).astype(bool).any()]
+            present = [t for t in tag_names(df) if tag_mask(df, t).any()]
             if not present:
                 skipped[TAG] = "no tag column is true on any row"
             for t in present:
-                mask = df[TAG_PREFIX + t].fillna(False).astype(bool).to_numpy()
+                mask = tag_mask(df, t).to_numpy()
                 out.append(_Terms(TAG_PREFIX + t, [f"{TAG}={t}"], mask[:, None]))
             continue
         if column not in df.columns:

@@ -106,6 +106,11 @@ class Layout:
 
     # analysis, augmentation, checklist
     @property
+    def targets(self) -> Path:
+        """The slices augmentation aims at, with their priorities (analyze writes it; augment reads only it)."""
+        return self.base / "targets.json"
+
+    @property
     def analysis_dir(self) -> Path:
         return self.base / "analysis"
 

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import sparse
 
 from augment.rng import derive_seed
-from curation.slices import ALL, AND, slice_mask, slice_names, terms
-from curation.stats import LEVEL, outcomes, percentiles, ratio_ci, resample_sums
+from curation.slices import ALL, AND, as_text, slice_mask, slice_names, terms
+from curation.stats import LEVEL, all_or_none_interval, percentiles, resample_sums
 
 PRED_COLUMNS = ("id", "label", "pred", "correct")
 CLUSTER_COLUMN = "source_id"
@@ -39,31 +39,35 @@ def check_pred(pred: pd.DataFrame, columns: list[str]) -> None:
         )
 
 
-def bootstrap_ci(
-    correct: np.ndarray, seed: int, clusters: np.ndarray | None = None, n_boot: int = 1000, level: float = LEVEL
-) -> tuple[float, float, float]:
-    """(accuracy, low, high): accuracy and its percentile cluster-bootstrap interval."""
-    return ratio_ci(outcomes(correct, "bootstrap_ci"), clusters, seed, n_boot, level)
+def cluster_keys(pred: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The resampling unit of each row: its `column` value (rows made from one source share it), or its own id
+    where that is missing or empty; None when there is no such column (every row its own unit)."""
+    if not column or column not in pred.columns:
+        return None
+    source = pred[column]
+    present = (source.notna() & (as_text(source) != "")).to_numpy()
+    return np.where(present, "s:" + as_text(source), "i:" + as_text(pred["id"])).astype(str)
 
 
-def scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+def scores(cm: np.ndarray, empty: float = 0.0) -> dict[str, np.ndarray]:
     """Metrics of confusion matrices cm (..., C, C) (rows: true class, columns: predicted).
 
-    accuracy (...); per class (..., C): precision, recall, f1, support; macro_f1 (...) averaged over the
-    classes with samples in each matrix (a class absent from a slice has no recall; a bootstrap replicate
-    that misses a class averages over the others, as the slice itself would). An empty denominator gives 0
-    (a class never predicted has precision 0).
+    accuracy (...); per class (..., C): precision, recall, f1 = 2 tp / (support + predicted), support;
+    macro_f1 (...) averaged over the classes with samples in each matrix (a class absent from a slice has no
+    recall). An empty denominator gives `empty`: 0 for a reported value (a class never predicted has
+    precision 0), NaN for bootstrap replicates, so that a replicate that happens to miss a class does not
+    drag that class's interval to 0.
     """
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     support, predicted, total = cm.sum(axis=-1), cm.sum(axis=-2), cm.sum(axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        precision = np.where(predicted > 0, tp / predicted, empty)
+        recall = np.where(support > 0, tp / support, empty)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), empty)
         accuracy = np.where(total > 0, tp.sum(axis=-1) / total, np.nan)
         present = support > 0
-        macro = np.where(present.any(axis=-1), (f1 * present).sum(axis=-1) / present.sum(axis=-1), 0.0)
+        macro = np.where(present.any(axis=-1), np.where(present, f1, 0.0).sum(axis=-1) / present.sum(axis=-1), 0.0)
     return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "support": support,
             "macro_f1": macro}  # fmt: skip
 
@@ -131,7 +135,7 @@ def evaluate_slices(
         raise ValueError(f"focus class {focus!r} is not among the labels {labels}")
     c = len(labels)
     cells = (truth.map(index).to_numpy() * c + guess.map(index).to_numpy()).astype(np.int64)
-    keys = pred[cluster_column].astype(str).to_numpy() if cluster_column and cluster_column in pred.columns else None
+    keys = cluster_keys(pred, cluster_column)
     slice_rows: list[dict[str, Any]] = []
     class_rows: list[dict[str, Any]] = []
     confusion_rows: list[dict[str, Any]] = []
@@ -142,7 +146,7 @@ def evaluate_slices(
         per_cluster = sparse.csr_matrix((np.ones(n), (cluster, cell)), shape=(int(cluster.max()) + 1, c * c))
         cm = np.bincount(cell, minlength=c * c).reshape(c, c).astype(np.float64)
         boot = resample_sums(per_cluster, derive_seed(seed, "slice", name), n_boot).reshape(-1, c, c)
-        point, reps = scores(cm), scores(boot)
+        point, reps = scores(cm), scores(boot, empty=np.nan)
         parts = terms(name)
         row: dict[str, Any] = {
             "slice": name,
@@ -152,6 +156,8 @@ def evaluate_slices(
             "clusters": int(per_cluster.shape[0]),
         }
         acc = _interval("accuracy", point["accuracy"], reps["accuracy"], level)
+        if acc["accuracy"] in (0.0, 1.0):
+            acc["accuracy_low"], acc["accuracy_high"] = all_or_none_interval(acc["accuracy"], row["clusters"], level)
         row |= {"accuracy": acc["accuracy"], "ci_low": acc["accuracy_low"], "ci_high": acc["accuracy_high"]}
         row |= _interval("macro_f1", point["macro_f1"], reps["macro_f1"], level)
         if focus is not None:

@@ -39,10 +39,15 @@ def as_text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "nan").map(str)
 
 
+def tag_mask(df: pd.DataFrame, name: str) -> pd.Series:
+    """Rows of `df` that carry tag `name` (none when the tag column is absent; a missing cell is False)."""
+    column = TAG_PREFIX + name
+    return df[column].fillna(False).astype(bool) if column in df.columns else pd.Series(False, index=df.index)
+
+
 def _term_mask(df: pd.DataFrame, column: str, value: str) -> pd.Series:
     if column == TAG:
-        tag = TAG_PREFIX + value
-        return df[tag].fillna(False).astype(bool) if tag in df.columns else pd.Series(False, index=df.index)
+        return tag_mask(df, value)
     if column not in df.columns:
         return pd.Series(False, index=df.index)
     return as_text(df[column]) == value
@@ -65,7 +70,7 @@ def _column_terms(df: pd.DataFrame, column: str) -> list[str]:
     """Every term of one spec column present in `df`: "column=value" per value, or "tag=<name>" per tag that
     at least one row has."""
     if column == TAG:
-        return [f"{TAG}={t}" for t in tag_names(df) if df[TAG_PREFIX + t].fillna(False).astype(bool).any()]
+        return [f"{TAG}={t}" for t in tag_names(df) if tag_mask(df, t).any()]
     if column not in df.columns:
         raise KeyError(f"slice column {column!r} is not in the data; columns: {', '.join(map(str, df.columns))}")
     return [f"{column}={v}" for v in sorted(as_text(df[column]).unique())]

@@ -184,8 +184,7 @@ def test_compare_fails_when_the_audit_gate_does(tmp_path, monkeypatch, capsys):
         path.parent.mkdir(parents=True)
         pred = ["0" if c else "1" for c in correct]
         pd.DataFrame({"id": ids, "label": "0", "pred": pred, "correct": correct, "condition": "clean"}).to_parquet(path)
-    (tmp_path / "data/speech/analysis").mkdir()
-    (tmp_path / "data/speech/analysis/targets.json").write_text("[]")
+    (tmp_path / "data/speech/targets.json").write_text("[]")
     assert main(["compare-versions", "speech", "v1", "v2"]) == 2
     err = capsys.readouterr().err
     assert "audit gate failed" in err and "protected slice 'condition=clean' regressed in v2" in err

@@ -3,10 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from curation.metrics import bootstrap_ci, error_rates, evaluate_slices, scores
+from curation.metrics import error_rates, evaluate_slices, scores
 
 
 def slice_table(pred: pd.DataFrame, specs: list[str], seed: int, min_size: int = 20) -> pd.DataFrame:
@@ -25,40 +23,6 @@ def _pred(correct: list[bool], **slices: list[str]) -> pd.DataFrame:
             **slices,
         }
     )
-
-
-def test_bootstrap_ci_degenerate_cases():
-    assert bootstrap_ci(np.ones(30, dtype=bool), seed=0) == (1.0, 1.0, 1.0)
-    assert bootstrap_ci(np.zeros(5, dtype=bool), seed=0) == (0.0, 0.0, 0.0)
-    assert bootstrap_ci(np.array([1, 0, 1, 1]), seed=0)[0] == 0.75
-
-
-def test_bootstrap_ci_width_and_seed():
-    correct = np.array([True] * 80 + [False] * 20)
-    acc, lo, hi = bootstrap_ci(correct, seed=3, n_boot=2000)
-    assert acc == 0.8
-    # normal approximation: 0.8 -+ 1.96 * sqrt(0.8 * 0.2 / 100) = [0.72, 0.88]
-    assert 0.70 <= lo <= 0.74 and 0.86 <= hi <= 0.89
-    assert bootstrap_ci(correct, seed=3, n_boot=2000) == (acc, lo, hi)
-    narrower = bootstrap_ci(correct, seed=3, n_boot=2000, level=0.5)
-    assert lo < narrower[1] <= acc <= narrower[2] < hi
-
-
-def test_bootstrap_ci_refuses_bad_input():
-    with pytest.raises(ValueError, match="non-empty"):
-        bootstrap_ci(np.array([], dtype=bool), seed=0)
-    with pytest.raises(ValueError, match="booleans"):
-        bootstrap_ci(np.array([0.5, 1.0]), seed=0)
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_ci(np.ones(3, dtype=bool), seed=0, level=1.0)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.booleans(), min_size=1, max_size=300), st.integers(0, 2**32), st.floats(0.5, 0.99))
-def test_bootstrap_ci_contains_the_estimate_and_stays_in_unit_interval(outcomes, seed, level):
-    acc, lo, hi = bootstrap_ci(np.array(outcomes), seed=seed, n_boot=500, level=level)
-    assert acc == pytest.approx(sum(outcomes) / len(outcomes))
-    assert 0.0 <= lo <= acc <= hi <= 1.0
 
 
 def test_slice_table_rows_by_hand():
@@ -80,7 +44,8 @@ def test_slice_table_rows_by_hand():
     assert t["n"].tolist() == [10, 3, 4, 3, 5, 5]
     assert t["accuracy"].tolist() == pytest.approx([0.7, 2 / 3, 1.0, 1 / 3, 0.8, 0.6])
     assert t["small"].tolist() == [False, True, False, True, False, False]
-    assert t.loc["condition=clean", ["ci_low", "ci_high"]].tolist() == [1.0, 1.0]
+    # 4 of 4 right: the exact interval, 0.025 ** (1 / 4) .. 1, not the bootstrap's [1, 1]
+    assert t.loc["condition=clean", ["ci_low", "ci_high"]].tolist() == pytest.approx([0.025**0.25, 1.0])
     assert t.loc["speaker=bob", "column"] == "speaker" and t.loc["speaker=bob", "value"] == "bob"
     assert pd.isna(t.loc["all", "column"]) and pd.isna(t.loc["all", "value"])
     assert ((t["ci_low"] <= t["accuracy"]) & (t["accuracy"] <= t["ci_high"])).all()
@@ -205,3 +170,12 @@ def test_scores_of_a_batch_match_one_by_one():
         alone = scores(batch[i])
         for key in ("accuracy", "macro_f1", "f1", "precision", "recall"):
             np.testing.assert_allclose(together[key][i], alone[key])
+
+
+def test_a_replicate_missing_a_class_does_not_drag_its_interval_to_zero():
+    # a perfect classifier; class b has 3 samples, so many replicates hold none of it
+    truth = ["a"] * 27 + ["b"] * 3
+    pred = pd.DataFrame({"id": [f"s{i}" for i in range(30)], "label": truth, "pred": truth, "correct": True})
+    c = evaluate_slices(pred, [], ["a", "b"], seed=0).classes.set_index("class")
+    assert c.loc["b", ["recall", "recall_low", "recall_high"]].tolist() == [1.0, 1.0, 1.0]
+    assert c.loc["b", ["precision_low", "f1_low"]].tolist() == [1.0, 1.0]

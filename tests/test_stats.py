@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
+from scipy.stats import t as t_dist
 
 from curation.stats import (
     benjamini_hochberg,
@@ -41,9 +42,14 @@ def test_resample_sums_is_free_of_cluster_order_and_keeps_the_cluster_count():
         resample_sums(np.zeros((0, 2)), seed=0)
 
 
-def test_ratio_ci_degenerate_cases():
-    assert ratio_ci(np.ones(30), None, seed=0) == (1.0, 1.0, 1.0)
-    assert ratio_ci(np.zeros(5), None, seed=0) == (0.0, 0.0, 0.0)
+def test_ratio_ci_all_or_none_gets_the_exact_interval_over_clusters():
+    # Clopper-Pearson for 30 of 30: lower bound 0.025 ** (1 / 30); the bootstrap alone would give [1, 1]
+    assert ratio_ci(np.ones(30), None, seed=0) == pytest.approx((1.0, 0.025 ** (1 / 30), 1.0))
+    assert ratio_ci(np.zeros(5), None, seed=0) == pytest.approx((0.0, 0.0, 1 - 0.025 ** (1 / 5)))
+    six_sources = np.repeat(np.arange(6), 5)
+    assert ratio_ci(np.ones(30), six_sources, seed=0)[1] == pytest.approx(0.025 ** (1 / 6))  # 6 units, not 30
+    with pytest.raises(ValueError, match="level"):
+        ratio_ci(np.array([1.0, 0.0]), None, seed=0, level=1.0)
     acc, lo, hi = ratio_ci(np.array([1.0] * 80 + [0.0] * 20), None, seed=3, n_boot=2000)
     # normal approximation: 0.8 -+ 1.96 * sqrt(0.8 * 0.2 / 100) = [0.72, 0.88]
     assert acc == 0.8 and 0.70 <= lo <= 0.74 and 0.86 <= hi <= 0.89
@@ -118,6 +124,10 @@ def test_paired_delta_identical_and_clear_improvement():
     assert d["delta"] == pytest.approx(0.3) and d["ci_low"] > 0 and d["p"] < 1e-8
     with pytest.raises(ValueError, match="10 outcomes for model a but 9"):
         paired_delta(a[:10], a[:9], seed=0)
+    with pytest.raises(ValueError, match="booleans"):
+        paired_delta(np.array([0.5, 1.0]), np.array([1, 1]), seed=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        paired_delta(np.array([], dtype=bool), np.array([], dtype=bool), seed=0)
 
 
 def test_clustered_paired_test_by_hand_and_copies_are_not_independent_evidence():
@@ -143,7 +153,18 @@ def test_difference_z_by_hand_without_clusters():
     pooled = np.sqrt(0.25 * 0.75 * (1 / 50 + 1 / 150))
     assert diff == pytest.approx(0.2)
     assert se == pytest.approx(max(unpooled, pooled))
-    assert 0 < p < 0.01
+    assert p == pytest.approx(2 * t_dist.sf(0.2 / se, df=49))  # t with (rows in the smaller side) - 1 df
+
+
+def test_difference_z_counts_a_few_recordings_copied_many_times_as_few_units():
+    rng = np.random.default_rng(3)
+    values = np.repeat(rng.random(100) < 0.3, 6).astype(float)  # 100 recordings, 6 identical copies each
+    clusters = np.repeat(np.arange(100), 6)
+    group = clusters < 5
+    values[group] = 1.0  # 5 recordings, all wrong
+    diff, se, p = difference_z(group, values, clusters)
+    assert p == pytest.approx(2 * t_dist.sf(diff / se, df=4))
+    assert p > difference_z(group, values, None)[2]  # as 30 independent rows it would look stronger
 
 
 def test_difference_z_does_not_call_a_small_all_wrong_group_certain():
