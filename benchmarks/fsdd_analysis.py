@@ -1,6 +1,6 @@
 """The error analysis of the FSDD baseline on its ESC-50 noise test slices: run the real pipeline up to analyze.
 
-Usage: python benchmarks/fsdd_analysis.py [--keep DIR]
+Usage (from the repository root): python -m benchmarks.fsdd_analysis [--keep DIR]
 A scratch copy of the project gets examples/fsdd.params.yaml as its only data set (files read where they are,
 in ../shared/data); `dvc repro analyze@fsdd` runs ingest .. analyze; the script prints the seconds per stage,
 the test error-analysis table (every slice with its 95% interval, ranked by priority), the top-priority

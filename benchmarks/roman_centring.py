@@ -1,6 +1,6 @@
 """Train the image CNN on the Roman numerals at two learning rates and print dev and val accuracy.
 
-Usage: python benchmarks/roman_centring.py [--lr 0.003 0.0005] [--seed 0]
+Usage (from the repository root): python -m benchmarks.roman_centring [--lr 0.003 0.0005] [--seed 0]
 What it measures: whether the image network trains on dark-ink-on-white inputs (mean pixel ~0.95). The media
 and train settings come from examples/roman.params.yaml (the learning rate from --lr); train is the data set's
 train + label_book part with 15% carved out as dev (stratified by label, seeded), and val is evaluated as the
@@ -13,29 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from augment.rng import generator
+from benchmarks.common import DEV_FRACTION, ROOT, SHARED, dev_mask
 from curation.features import load_inputs
 from curation.train import predict_proba, train_model
 
-ROOT = Path(__file__).resolve().parents[1]
-ROMAN = ROOT.parent / "shared" / "data" / "roman"
-DEV_FRACTION = 0.15
-
-
-def _dev_mask(labels: pd.Series, fraction: float, seed: int) -> np.ndarray:
-    """True for the dev rows: round(fraction x count) of each label, drawn with a seeded generator."""
-    rng = generator(seed, "benchmark", "dev")
-    dev = np.zeros(len(labels), dtype=bool)
-    for label in sorted(labels.unique()):
-        rows = np.flatnonzero((labels == label).to_numpy())
-        dev[rng.choice(rows, size=round(fraction * rows.size), replace=False)] = True
-    return dev
+ROMAN = SHARED / "roman"
 
 
 def main() -> int:
@@ -54,7 +41,7 @@ def main() -> int:
     meta = pd.read_csv(ROMAN / "metadata.csv", dtype={"label": str}).sort_values("path").reset_index(drop=True)
     pool = meta[meta["split"].isin(["train", "label_book"])].reset_index(drop=True)
     val = meta[meta["split"] == "val"]
-    dev_rows = _dev_mask(pool["label"], DEV_FRACTION, args.seed)
+    dev_rows = dev_mask(pool["label"], DEV_FRACTION, args.seed)
     media_cfg = {"image": block["media"]}
 
     def inputs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Time the train stage on FSDD's official train clips (loading + fitting) and print the median of runs.
 
-Usage: python benchmarks/train_fsdd.py [--runs 3] [--seed 0]
+Usage (from the repository root): python -m benchmarks.train_fsdd [--runs 3] [--seed 0]
 Trains the audio baseline as the pipeline's train stage does (`cmd_train` in curation/cli.py): the media and
 train settings of examples/fsdd.params.yaml, on the 2,700 clips whose official_split is train, with 15% of
 them carved out as dev (stratified by label, drawn from a seeded generator). The files are read where they are
@@ -13,30 +13,16 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from augment.rng import generator
+from benchmarks.common import DEV_FRACTION, ROOT, SHARED, dev_mask
 from curation.features import load_inputs
 from curation.train import train_model
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 FSDD = SHARED / "fsdd"
-DEV_FRACTION = 0.15
-
-
-def _dev_mask(labels: pd.Series, fraction: float, seed: int) -> np.ndarray:
-    """True for the dev rows: round(fraction x count) of each label, drawn with a seeded generator."""
-    rng = generator(seed, "benchmark", "dev")
-    dev = np.zeros(len(labels), dtype=bool)
-    for label in sorted(labels.unique()):
-        rows = np.flatnonzero((labels == label).to_numpy())
-        dev[rng.choice(rows, size=round(fraction * rows.size), replace=False)] = True
-    return dev
 
 
 def _one_run(train: pd.DataFrame, dev: pd.DataFrame, block: dict, seed: int) -> dict[str, float | int]:
@@ -77,7 +63,7 @@ def main() -> int:
     block = yaml.safe_load("datasets:\n" + text)["datasets"]["fsdd"]
     meta = pd.read_csv(FSDD / "metadata.csv", dtype={"label": str})
     pool = meta[meta["official_split"] == "train"].sort_values("path").reset_index(drop=True)
-    dev_rows = _dev_mask(pool["label"], DEV_FRACTION, args.seed)
+    dev_rows = dev_mask(pool["label"], DEV_FRACTION, args.seed)
     train, dev = pool[~dev_rows], pool[dev_rows]
     print(f"fsdd: {len(train)} train + {len(dev)} dev clips, train settings {block['train']}")
     runs = []

@@ -12,28 +12,14 @@ import pytest
 from PIL import Image
 
 from curation.analysis import error_table
+from curation.discovery import COLUMNS
 from curation.metrics import evaluate_slices
 from curation.report import ReportPart, analysis_report
 
 LABELS = ["0", "1", "2", "3"]  # digits: a CSV round trip reads them back as integers
 EVIL = "<script>alert(1)</script>"
 SPECS = ["condition", "speaker", "tag", "condition & speaker"]
-DISCOVERED = (
-    "slice",
-    "order",
-    "n",
-    "clusters",
-    "errors",
-    "error_rate",
-    "ci_low",
-    "ci_high",
-    "rest_error_rate",
-    "lift",
-    "diff",
-    "p",
-    "q",
-    "description",
-)
+DISCOVERED = COLUMNS
 
 
 def _pred(seed: int, n: int = 240) -> pd.DataFrame:
