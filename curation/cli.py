@@ -454,6 +454,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         read_decisions(str(lay.decisions)),
         cfg["labels"],
         pd.read_parquet(lay.label_issues),
+        prior_tolerance=(cfg.get("build") or {}).get("prior_tolerance"),
     )
     manifest.write(version, lay.train_set("v2"))
     write_json(lay.metrics / "card_v2.json", changes | {"parent": str(lay.split)})

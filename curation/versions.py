@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 DECISIONS = ("accept", "relabel", "reject", "unsure")
@@ -128,6 +129,49 @@ def _follow_sources(
     return out, {"relabeled": int(hit.sum()), "dropped": len(added) - len(out)}
 
 
+def prior_guard(
+    parent_train: pd.Series, added: pd.DataFrame, labels: list[str], tolerance: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Keep the training set's class shares within `tolerance` of the parent's by dropping added samples.
+
+    Many added examples of one class shift the prior the model learns (a flood of ambiguous "I" images can
+    make it call true "1"s "I"). While some class's share exceeds its parent share by more than the tolerance
+    (or falls below it by more), one added sample of the most over-represented class is dropped: first those
+    the checklist accepted rather than a labeler, then the lowest `weakness` (the model gets them right
+    already), then by id. `added` needs label, id, and optionally weakness / by_labeler columns. Returns the
+    kept rows and the record {tolerance, shift_before, shift_after, dropped, dropped_by_label}.
+    """
+    if not 0.0 <= tolerance <= 1.0:
+        raise ValueError(f"build.prior_tolerance {tolerance}: must be in [0, 1]")
+    base = parent_train.astype(str).value_counts().reindex(labels, fill_value=0).to_numpy(dtype=np.float64)
+    target = base / base.sum()
+    order = added.assign(
+        _human=added["by_labeler"] if "by_labeler" in added.columns else False,
+        _weak=added["weakness"] if "weakness" in added.columns else 0.0,
+    ).sort_values(["_human", "_weak", "id"], ascending=[True, True, True], kind="stable")
+    queues = {label: list(order.index[order["label"].astype(str) == label]) for label in labels}
+    counts = np.array([len(queues[label]) for label in labels], dtype=np.float64)
+
+    def shift(c: np.ndarray) -> np.ndarray:
+        return (base + c) / (base.sum() + c.sum()) - target
+
+    before = float(np.abs(shift(counts)).max()) if len(labels) else 0.0
+    dropped: list[Any] = []
+    while counts.sum() > 0 and np.abs(shift(counts)).max() > tolerance + 1e-12:
+        k = int(np.argmax(np.where(counts > 0, shift(counts), -np.inf)))
+        dropped.append(queues[labels[k]].pop(0))
+        counts[k] -= 1
+    kept = added.drop(index=dropped)
+    by_label = added.loc[dropped, "label"].astype(str).value_counts().sort_index().to_dict()
+    return kept, {
+        "tolerance": tolerance,
+        "shift_before": before,
+        "shift_after": float(np.abs(shift(counts)).max()) if len(labels) else 0.0,
+        "dropped": len(dropped),
+        "dropped_by_label": {str(k): int(v) for k, v in by_label.items()},
+    }
+
+
 def build_version(
     parent: pd.DataFrame,
     candidates: pd.DataFrame,
@@ -135,11 +179,13 @@ def build_version(
     decisions: pd.DataFrame,
     labels: list[str],
     label_issues: pd.DataFrame | None = None,
+    prior_tolerance: float | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The new version's manifest and what changed against the parent (for the version card).
 
     `label_issues`: the table of `label_issues.find_label_issues` on the parent's samples (optional); its
     flagged samples join the review queue and the decisions on them edit the parent (module docstring).
+    `prior_tolerance`: the class-prior guard (`prior_guard`) on the added training samples; None: off.
     """
     verdict_of = verdicts.set_index("id")["verdict"]
     candidate_queue = set(verdict_of[verdict_of == "review"].index)
@@ -158,6 +204,13 @@ def build_version(
     issue_decided = decided_all[decided_all.index.isin(flagged)]
     kept, issue_record = _apply_issue_decisions(parent, issue_decided)
     added, issue_record["candidates"] = _follow_sources(added, issue_decided, set(relabel.index))
+    guard: dict[str, Any] | None = None
+    if prior_tolerance is not None:
+        scored = added.merge(verdicts[["id", "weakness"]], on="id", how="left") if "weakness" in verdicts else added
+        scored = scored.assign(by_labeler=scored["id"].isin(taken.index)).set_index(added.index)
+        kept_added, guard = prior_guard(kept[kept["split"] == "train"]["label"], scored, [str(x) for x in labels],
+                                        float(prior_tolerance))  # fmt: skip
+        added = added.loc[kept_added.index]
     version = pd.concat([kept, added], ignore_index=True)
     train_before = parent[parent["split"] == "train"]["label"].value_counts(normalize=True)
     train_after = version[version["split"] == "train"]["label"].value_counts(normalize=True)
@@ -179,5 +232,6 @@ def build_version(
         "label_issues": {"flagged": len(flagged), "decided": len(issue_decided)} | issue_record,
         "train_per_label": version[version["split"] == "train"]["label"].value_counts().sort_index().to_dict(),
         "max_class_prior_shift": float(shift.max()) if len(shift) else 0.0,
+        "prior_guard": guard,
     }
     return version, changes

@@ -3,7 +3,14 @@
 import pandas as pd
 import pytest
 
-from curation.versions import DecisionError, build_version, check_decisions, read_decisions, review_queue
+from curation.versions import (
+    DecisionError,
+    build_version,
+    check_decisions,
+    prior_guard,
+    read_decisions,
+    review_queue,
+)
 
 LABELS = ["0", "1"]
 
@@ -242,3 +249,44 @@ def test_review_queue_without_label_issues_is_the_candidates():
     queue = review_queue(_scored_verdicts())
     assert queue["id"].tolist() == ["c_rev1", "c_rev2", "c_rev3"]
     assert set(queue["kind"]) == {"candidate"}
+
+
+def _skewed(n_added: int) -> tuple[pd.Series, pd.DataFrame]:
+    parent_train = pd.Series(["0"] * 10 + ["1"] * 10)
+    added = pd.DataFrame(
+        {"id": [f"c{i:02d}" for i in range(n_added)], "label": "1", "weakness": [i / 10 for i in range(n_added)]}
+    )
+    return parent_train, added
+
+
+def test_prior_guard_drops_just_enough_of_the_flooding_class():
+    parent_train, added = _skewed(10)
+    kept, record = prior_guard(parent_train, added, LABELS, 0.05)
+    # (10 + a) / (20 + a) - 0.5 <= 0.05  <=>  a <= 2.2: two of the ten stay
+    assert len(kept) == 2 and record["dropped"] == 8 and record["dropped_by_label"] == {"1": 8}
+    assert record["shift_before"] == pytest.approx(20 / 30 - 0.5)
+    assert record["shift_after"] == pytest.approx(12 / 22 - 0.5)
+    assert kept["id"].tolist() == ["c08", "c09"]  # the weakest-for-the-model (highest weakness) are kept
+
+
+def test_prior_guard_keeps_labeler_decisions_before_checklist_accepts():
+    parent_train, added = _skewed(4)
+    added["by_labeler"] = [True, False, False, False]
+    kept, _ = prior_guard(parent_train, added, LABELS, 0.05)
+    assert kept["id"].tolist() == ["c00", "c03"]
+
+
+def test_prior_guard_leaves_a_balanced_addition_alone_and_refuses_a_bad_tolerance():
+    parent_train = pd.Series(["0"] * 10 + ["1"] * 10)
+    added = pd.DataFrame({"id": ["a", "b"], "label": ["0", "1"]})
+    kept, record = prior_guard(parent_train, added, LABELS, 0.0)
+    assert len(kept) == 2 and record["dropped"] == 0 and record["shift_after"] == 0.0
+    with pytest.raises(ValueError, match="prior_tolerance"):
+        prior_guard(parent_train, added, LABELS, 1.5)
+
+
+def test_build_reports_the_prior_guard_on_the_card():
+    _, card = build_version(_parent(), _candidates(), _verdicts(), _decisions([]), LABELS, prior_tolerance=1.0)
+    assert card["prior_guard"]["dropped"] == 0 and card["prior_guard"]["tolerance"] == 1.0
+    _, off = build_version(_parent(), _candidates(), _verdicts(), _decisions([]), LABELS)
+    assert off["prior_guard"] is None
