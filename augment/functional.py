@@ -6,6 +6,7 @@ Arithmetic runs in float64; every array result is float32, the sample dtype of t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
@@ -111,6 +112,14 @@ def _mu_law_constants(bits: int) -> tuple[float, int]:
     return float(2**bits - 1), 2 ** (bits - 1) - 1
 
 
+@lru_cache(maxsize=32)
+def _bandpass(low_hz: float, high_hz: float, sr: int) -> np.ndarray:
+    """The telephone band-pass (second-order sections), designed once per band and rate; read-only."""
+    sos = sps.butter(BANDPASS_ORDER, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
+    sos.flags.writeable = False
+    return sos
+
+
 def telephone(x: np.ndarray, sr: int, low_hz: float, high_hz: float, mu_law_bits: int) -> np.ndarray:
     """A clip as heard through a telephone line: band-pass, narrow-band resampling, mu-law quantization.
 
@@ -127,7 +136,7 @@ def telephone(x: np.ndarray, sr: int, low_hz: float, high_hz: float, mu_law_bits
         raise ValueError(
             f"telephone band must satisfy 0 < low_hz < high_hz < {nyquist:g} Hz at {sr} Hz, got {low_hz}-{high_hz} Hz"
         )
-    sos = sps.butter(BANDPASS_ORDER, [low_hz, high_hz], btype="bandpass", fs=sr, output="sos")
+    sos = _bandpass(float(low_hz), float(high_hz), sr).copy()  # scipy wants a writeable array
     # Edge padding of about three filter lengths, like scipy's default, capped so short clips still filter.
     padlen = min(x.size - 1, 3 * (2 * sos.shape[0] + 1))
     y = sps.sosfiltfilt(sos, x, padlen=padlen)

@@ -71,20 +71,21 @@ def generate_candidates(
     pool = None
     if modality == "audio" and len(noise):
         pool = noise_pool(noise, TRAIN_NOISE_POOL, media_cfg["sample_rate"])
-    by_id = train.set_index("id")
+    # Each source's metadata as a plain dict, made once: a per-sample `.loc` lookup costs more than the augmentation.
+    by_id = train.set_index("id").to_dict("index")
     rows: list[dict[str, Any]] = []
     for target, count in allocation.items():
         spec = policies[target]
         pipeline = build_pipeline(modality, spec, sample_rate=media_cfg.get("sample_rate"), noise=pool)
         for k, source_id in enumerate(tqdm(pick_sources(train, count, seed, target), desc=target, leave=False)):
-            src = by_id.loc[source_id]
+            src = by_id[source_id]
             sample_seed = derive_seed(seed, "candidate", target, k)
             y, applied = augment_sample(pipeline, load_sample(src["path"], modality, media_cfg), sample_seed, source_id)
             cand_id = f"aug/{target}/{k:05d}"
             rel = Path("files") / file_name(cand_id, modality)
             save_sample(out_dir / rel, y, modality, media_cfg)
             rows.append(
-                src.to_dict()
+                src
                 | {
                     "id": cand_id,
                     "path": str((path_root or out_dir) / rel),

@@ -136,7 +136,11 @@ def score_candidates(
     src_ids = sorted(set(candidates["source_id"]))
     sources = {sid: load(source_paths[sid]) for sid in src_ids}
     cand_stats = pd.DataFrame([quality_stats(arrays[i], modality, sr) for i in candidates["id"]])
-    real_stats = pd.DataFrame([quality_stats(load(p), modality, sr) for p in real["path"]], index=real.index)
+    # The sources are training samples, so most real rows are files decoded just above: reuse those arrays.
+    decoded = {source_paths[sid]: x for sid, x in sources.items()}
+    real_stats = pd.DataFrame(
+        [quality_stats(decoded[p] if p in decoded else load(p), modality, sr) for p in real["path"]], index=real.index
+    )
     train_mask = real["split"] == "train"
 
     realism_score = np.ones(len(candidates))
