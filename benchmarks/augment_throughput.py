@@ -56,7 +56,7 @@ from audiomentations.core.transforms_interface import BaseWaveformTransform
 from audiomentations.core.utils import calculate_desired_noise_rms, calculate_rms
 
 from augment.rng import derive_seed, generator
-from benchmarks.common import ROOT, SHARED
+from benchmarks.common import ROOT, SHARED, example_block
 from curation.candidates import TRAIN_NOISE_POOL, allocate_budget, generate_candidates, pick_sources
 from curation.checklist import score_candidates, verdicts
 from curation.cli import _predictor
@@ -208,19 +208,13 @@ def _train(
     save_model(result, path, {"benchmark": "augment_throughput"})
 
 
-def _example(name: str) -> dict[str, Any]:
-    """A data set's block from examples/<name>.params.yaml."""
-    text = (ROOT / "examples" / f"{name}.params.yaml").read_text()
-    return yaml.safe_load("datasets:\n" + text)["datasets"][name]
-
-
 def _audio_setup(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict, list[str]] | None:
     """FSDD clips, the noise table, the policies, media settings and labels; None when the data is absent."""
     fsdd, noise_dir = SHARED / "fsdd", SHARED / "noise"
     if not (fsdd / "metadata.csv").is_file() or not (noise_dir / "metadata.csv").is_file():
         print(f"audio: FSDD or noise not found under {SHARED}: skipped")
         return None
-    block = _example("fsdd")
+    block = example_block("fsdd")
     meta = pd.read_csv(fsdd / "metadata.csv", dtype={"label": str})
     meta = meta[meta["official_split"] == "train"].sort_values("path").reset_index(drop=True)
     meta = meta.iloc[np.sort(generator(seed, "benchmark", "audio").choice(len(meta), n, replace=False))]
@@ -240,7 +234,7 @@ def _image_setup(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict, d
         print(f"image: Roman numerals not found under {SHARED}: skipped")
         return None
     digits = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]["digits"]
-    block = _example("roman")
+    block = example_block("roman")
     meta = pd.read_csv(roman / "metadata.csv", dtype={"label": str})
     meta = meta[meta["split"] == "train"].sort_values("path").reset_index(drop=True)
     meta = meta.iloc[np.sort(generator(seed, "benchmark", "image").choice(len(meta), n, replace=False))]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from augment.rng import generator
 
@@ -22,3 +24,9 @@ def dev_mask(labels: pd.Series, fraction: float, seed: int) -> np.ndarray:
         rows = np.flatnonzero((labels == label).to_numpy())
         dev[rng.choice(rows, size=round(fraction * rows.size), replace=False)] = True
     return dev
+
+
+def example_block(name: str) -> dict[str, Any]:
+    """A data set's params block from examples/<name>.params.yaml (written to be pasted under `datasets:`)."""
+    text = (ROOT / "examples" / f"{name}.params.yaml").read_text()
+    return yaml.safe_load("datasets:\n" + text)["datasets"][name]

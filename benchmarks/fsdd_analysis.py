@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.common import example_block
 from benchmarks.pipeline_times import BIN, ROOT, copy_project, run
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -29,8 +30,7 @@ STAGES = ("ingest", "validate", "split", "conditions", "train", "evaluate", "ana
 def prepare(work: Path) -> None:
     """A project copy whose params hold only the FSDD block of examples/, pointing at ../shared/data."""
     copy_project(work)
-    block = yaml.safe_load("datasets:\n" + (ROOT / "examples" / "fsdd.params.yaml").read_text())["datasets"]
-    fsdd = block["fsdd"]
+    fsdd = example_block("fsdd")
     fsdd["source"] |= {"root": str(SHARED), "manifest": str(SHARED / "fsdd" / "metadata.csv")}
     fsdd["noise"]["manifest"] = str(SHARED / "noise" / "metadata.csv")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -16,9 +16,8 @@ import time
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from benchmarks.common import DEV_FRACTION, ROOT, SHARED, dev_mask
+from benchmarks.common import DEV_FRACTION, SHARED, dev_mask, example_block
 from curation.features import load_inputs
 from curation.train import predict_proba, train_model
 
@@ -34,8 +33,7 @@ def main() -> int:
     if not (ROMAN / "metadata.csv").is_file():
         print(f"Roman numerals not found at {ROMAN}: nothing to measure")
         return 0
-    text = (ROOT / "examples" / "roman.params.yaml").read_text()
-    block = yaml.safe_load("datasets:\n" + text)["datasets"]["roman"]
+    block = example_block("roman")
     labels = [str(x) for x in block["labels"]]
     index = {label: k for k, label in enumerate(labels)}
     meta = pd.read_csv(ROMAN / "metadata.csv", dtype={"label": str}).sort_values("path").reset_index(drop=True)

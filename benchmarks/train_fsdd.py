@@ -16,9 +16,8 @@ import time
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from benchmarks.common import DEV_FRACTION, ROOT, SHARED, dev_mask
+from benchmarks.common import DEV_FRACTION, SHARED, dev_mask, example_block
 from curation.features import load_inputs
 from curation.train import train_model
 
@@ -59,8 +58,7 @@ def main() -> int:
     if not (FSDD / "metadata.csv").is_file():
         print(f"FSDD not found at {FSDD}: nothing to time")
         return 0
-    text = (ROOT / "examples" / "fsdd.params.yaml").read_text()
-    block = yaml.safe_load("datasets:\n" + text)["datasets"]["fsdd"]
+    block = example_block("fsdd")
     meta = pd.read_csv(FSDD / "metadata.csv", dtype={"label": str})
     pool = meta[meta["official_split"] == "train"].sort_values("path").reset_index(drop=True)
     dev_rows = dev_mask(pool["label"], DEV_FRACTION, args.seed)
