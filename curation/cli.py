@@ -313,11 +313,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             for name in ("slices", "classes", "confusion"):  # machine-read: plain CSV, labels kept verbatim
                 getattr(report, name).to_csv(tables / f"{part}_{name}.csv", index=False)
             out[part] = summary(report)
-    test = pd.read_parquet(lay.predictions(args.version, "test"))
-    write_csv(test[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"}),
+    # the loop ends on the test set: its predictions and slices feed DVC's plot templates
+    write_csv(pred[["label", "pred"]].rename(columns={"label": "actual", "pred": "predicted"}),
               lay.plot(args.version, "confusion"))  # fmt: skip
-    write_csv(read_table(lay.slice_tables(args.version) / "test_slices.csv")[["slice", "accuracy"]],
-              lay.plot(args.version, "slices"))  # fmt: skip
+    write_csv(report.slices[["slice", "accuracy"]], lay.plot(args.version, "slices"))
     write_json(lay.version_metrics(args.version), out)
     print(f"{args.dataset} {args.version}: test accuracy {out['test']['slices']['all']['accuracy']:.3f}, "
           f"macro-F1 {out['test']['slices']['all']['macro_f1']:.3f}")  # fmt: skip
@@ -332,12 +331,10 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from curation.discovery import to_markdown as discovered_markdown
     from curation.metrics import SliceReport
     from curation.report import ReportPart, analysis_report
-    from curation.train import load_model
 
     params, cfg, lay = _context(args)
     a = cfg["analyze"]
     d = a.get("discover") or {}
-    labels = load_model(lay.model("v1"))[1]
     policies = set((cfg.get("augment") or {}).get("policies") or {}) or None
     parts: dict[str, Any] = {}
     text = [f"# {args.dataset}: error analysis of v1\n"]
@@ -346,6 +343,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             pred = pd.read_parquet(lay.predictions("v1", part))
             tables = {k: read_table(lay.slice_tables("v1") / f"{part}_{k}.csv")
                       for k in ("slices", "classes", "confusion")}  # fmt: skip
+            labels = list(dict.fromkeys(tables["classes"]["class"]))  # the model's label order
             older = read_table(Path(a["baseline_model"]) / f"{part}_slices.csv") if a.get("baseline_model") else None
             errors = error_table(tables["slices"], a["baseline"], len(pred), older)
             found = discover(

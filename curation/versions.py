@@ -206,8 +206,9 @@ def build_version(
     added, issue_record["candidates"] = _follow_sources(added, issue_decided, set(relabel.index))
     guard: dict[str, Any] | None = None
     if prior_tolerance is not None:
-        scored = added.merge(verdicts[["id", "weakness"]], on="id", how="left") if "weakness" in verdicts else added
-        scored = scored.assign(by_labeler=scored["id"].isin(taken.index)).set_index(added.index)
+        scored = added.assign(by_labeler=added["id"].isin(taken.index))
+        if "weakness" in verdicts:
+            scored["weakness"] = added["id"].map(verdicts.set_index("id")["weakness"])
         kept_added, guard = prior_guard(kept[kept["split"] == "train"]["label"], scored, [str(x) for x in labels],
                                         float(prior_tolerance))  # fmt: skip
         added = added.loc[kept_added.index]
