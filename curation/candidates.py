@@ -57,13 +57,19 @@ def generate_candidates(
     seed: int,
     out_dir: Path,
     path_root: Path | None = None,
+    oversample: int = 1,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Make the candidates for the targets that have a policy; return them and a plan that says what was done.
 
     `targets` are the analysis' rows ({"slice", "priority"}); slices without a policy get no budget and are
     listed in the plan as such, so that a user sees which weak slices the policies do not cover yet.
-    Files are written under `out_dir` and recorded under `path_root` (default `out_dir`).
+    `budget` is the number of samples the new version may gain, shared by priority (the plan's `allocation`);
+    `oversample` candidates are made per budgeted sample, so that the checklist can keep the best of them
+    (`versions.within_budget`). Files are written under `out_dir` and recorded under `path_root` (default
+    `out_dir`).
     """
+    if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
+        raise ValueError(f"augment oversample must be an integer >= 1, got {oversample!r}")
     train = split_df[split_df["split"] == "train"]
     covered = {t["slice"]: float(t["priority"]) for t in targets if t["slice"] in policies}
     uncovered = [t["slice"] for t in targets if t["slice"] not in policies]
@@ -74,7 +80,8 @@ def generate_candidates(
     # Each source's metadata as a plain dict, made once: a per-sample `.loc` lookup costs more than the augmentation.
     by_id = train.set_index("id").to_dict("index")
     rows: list[dict[str, Any]] = []
-    for target, count in allocation.items():
+    for target, share in allocation.items():
+        count = share * oversample
         spec = policies[target]
         pipeline = build_pipeline(modality, spec, sample_rate=media_cfg.get("sample_rate"), noise=pool)
         for k, source_id in enumerate(tqdm(pick_sources(train, count, seed, target), desc=target, leave=False)):
@@ -100,5 +107,5 @@ def generate_candidates(
             )
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
-    plan = {"budget": budget, "allocation": allocation, "targets_without_policy": uncovered}
+    plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered}
     return candidates, plan

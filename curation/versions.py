@@ -11,6 +11,7 @@ edits and git versions. Every decision must name a sample in the review queue, w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -170,6 +171,23 @@ def prior_guard(
         "dropped": len(dropped),
         "dropped_by_label": {str(k): int(v) for k, v in by_label.items()},
     }
+
+
+def within_budget(judged: pd.DataFrame, allocation: Mapping[str, int]) -> pd.Series:
+    """True for the accepted candidates the budget pays for: per target slice, at most `allocation[slice]` of
+    its `accept` verdicts, hardest first (highest `weakness`, ties by id).
+
+    With `augment.oversample` > 1 the checklist judges more candidates than the version may gain; the ones the
+    current model finds hardest teach it most. Rows of slices absent from `allocation` are never paid for.
+    """
+    missing = [c for c in ("id", "target_slice", "verdict", "weakness") if c not in judged.columns]
+    if missing:
+        raise ValueError(f"within_budget: judged candidates lack column(s) {', '.join(missing)}")
+    accepted = judged[judged["verdict"] == "accept"].sort_values(["weakness", "id"], ascending=[False, True])
+    rank = accepted.groupby("target_slice", sort=False).cumcount()
+    limit = accepted["target_slice"].map(allocation).fillna(0)
+    paid = set(accepted.index[rank < limit])
+    return pd.Series(judged.index.isin(paid), index=judged.index)
 
 
 def build_version(

@@ -71,9 +71,38 @@ def test_candidates_record_what_made_them_and_regenerate_bit_for_bit(tmp_path):
     args = (split, pd.DataFrame(), targets, policies, 5, "image", {"channels": 1}, 11)
     first, plan = generate_candidates(*args, tmp_path / "a")
     again, _ = generate_candidates(*args, tmp_path / "b")
-    assert plan == {"budget": 5, "allocation": {"condition=dark": 5}, "targets_without_policy": ["speaker=x"]}
+    assert plan == {
+        "budget": 5,
+        "oversample": 1,
+        "allocation": {"condition=dark": 5},
+        "targets_without_policy": ["speaker=x"],
+    }
     assert first["sha256"].tolist() == again["sha256"].tolist()
     assert first["id"].tolist() == [f"aug/condition=dark/{k:05d}" for k in range(5)]
     assert set(first["source_id"]) <= set(split["id"])
     assert (first["target_slice"] == "condition=dark").all() and (first["split"] == "train").all()
     assert all(rec[0]["name"] == "RandomBrightnessContrast" for rec in first["augment_params"].map(json.loads))
+
+
+def test_oversampling_makes_more_candidates_per_budgeted_sample_and_keeps_the_first_ones(tmp_path):
+    from curation.candidates import generate_candidates
+
+    split = _tiny_split(tmp_path)
+    targets = [{"slice": "condition=dark", "priority": 0.3}]
+    policies = {"condition=dark": [{"name": "GaussianBlur", "blur_limit": [3, 5], "p": 1.0}]}
+    args = (split, pd.DataFrame(), targets, policies, 3, "image", {"channels": 1}, 11)
+    plain, _ = generate_candidates(*args, tmp_path / "a")
+    more, plan = generate_candidates(*args, tmp_path / "b", oversample=3)
+    assert plan["allocation"] == {"condition=dark": 3} and plan["oversample"] == 3 and len(more) == 9
+    assert more["sha256"].tolist()[:3] == plain["sha256"].tolist()
+
+
+def test_oversample_must_be_a_positive_integer(tmp_path):
+    import pytest
+
+    from curation.candidates import generate_candidates
+
+    args = (_tiny_split(tmp_path), pd.DataFrame(), [], {}, 3, "image", {"channels": 1}, 11, tmp_path / "a")
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="oversample"):
+            generate_candidates(*args, oversample=bad)

@@ -10,6 +10,7 @@ from curation.versions import (
     prior_guard,
     read_decisions,
     review_queue,
+    within_budget,
 )
 
 LABELS = ["0", "1"]
@@ -290,3 +291,21 @@ def test_build_reports_the_prior_guard_on_the_card():
     assert card["prior_guard"]["dropped"] == 0 and card["prior_guard"]["tolerance"] == 1.0
     _, off = build_version(_parent(), _candidates(), _verdicts(), _decisions([]), LABELS)
     assert off["prior_guard"] is None
+
+
+def test_budget_pays_for_the_hardest_accepted_candidates_of_each_slice():
+    judged = pd.DataFrame(
+        {
+            "id": ["a1", "a2", "a3", "a4", "b1", "b2", "c1"],
+            "target_slice": ["s=a", "s=a", "s=a", "s=a", "s=b", "s=b", "s=c"],
+            "verdict": ["accept", "accept", "review", "accept", "accept", "easy", "accept"],
+            "weakness": [0.2, 0.9, 0.99, 0.9, 0.5, 0.001, 0.7],
+        }
+    )
+    paid = within_budget(judged, {"s=a": 2, "s=b": 5})
+    assert judged.loc[paid, "id"].tolist() == ["a2", "a4", "b1"]
+
+
+def test_budget_needs_the_checklist_columns():
+    with pytest.raises(ValueError, match="weakness"):
+        within_budget(pd.DataFrame({"id": [], "target_slice": [], "verdict": []}), {})
