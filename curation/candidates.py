@@ -8,6 +8,9 @@ a seed derived from (root seed, slice, index): re-running it regenerates the sam
 from __future__ import annotations
 
 import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from augment.pipeline import build_pipeline
+from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
 from curation import manifest
 from curation.conditions import augment_sample, file_name, load_sample, noise_pool, save_sample
@@ -46,6 +49,39 @@ def pick_sources(train: pd.DataFrame, n: int, seed: int, target: str) -> list[st
     return [str(ids[order[k % len(ids)]]) for k in range(n)]
 
 
+@dataclass(frozen=True)
+class _Maker:
+    """What making one candidate needs besides its task: the pipelines by target and where files go. Picklable,
+    so that worker processes get one copy each (the noise pool inside the pipelines included)."""
+
+    pipelines: dict[str, Pipeline]
+    specs: dict[str, str]
+    modality: str
+    media_cfg: dict[str, Any]
+    out_dir: Path
+    path_root: Path
+
+    def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> dict[str, Any]:
+        """One candidate from (target, k, seed, source row): augment, write, and record what made it."""
+        target, k, sample_seed, src = task
+        x = load_sample(src["path"], self.modality, self.media_cfg)
+        y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
+        cand_id = f"aug/{target}/{k:05d}"
+        rel = Path("files") / file_name(cand_id, self.modality)
+        save_sample(self.out_dir / rel, y, self.modality, self.media_cfg)
+        return src | {
+            "id": cand_id,
+            "path": str(self.path_root / rel),
+            "split": "train",
+            "sha256": manifest.file_sha256(self.out_dir / rel),
+            "source_id": src["id"],
+            "target_slice": target,
+            "policy": self.specs[target],
+            "seed": str(sample_seed),
+            "augment_params": json.dumps(applied, sort_keys=True),
+        }
+
+
 def generate_candidates(
     split_df: pd.DataFrame,
     noise: pd.DataFrame,
@@ -58,6 +94,7 @@ def generate_candidates(
     out_dir: Path,
     path_root: Path | None = None,
     oversample: int = 1,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Make the candidates for the targets that have a policy; return them and a plan that says what was done.
 
@@ -66,10 +103,13 @@ def generate_candidates(
     `budget` is the number of samples the new version may gain, shared by priority (the plan's `allocation`);
     `oversample` candidates are made per budgeted sample, so that the checklist can keep the best of them
     (`versions.within_budget`). Files are written under `out_dir` and recorded under `path_root` (default
-    `out_dir`).
+    `out_dir`). `workers` > 1 makes them in a process pool: every candidate's seed is derived from (seed,
+    target, index), so the files and the table are the same bytes as the serial run's.
     """
     if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
         raise ValueError(f"augment oversample must be an integer >= 1, got {oversample!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"augment workers must be an integer >= 1, got {workers!r}")
     train = split_df[split_df["split"] == "train"]
     covered = {t["slice"]: float(t["priority"]) for t in targets if t["slice"] in policies}
     uncovered = [t["slice"] for t in targets if t["slice"] not in policies]
@@ -77,34 +117,27 @@ def generate_candidates(
     pool = None
     if modality == "audio" and len(noise):
         pool = noise_pool(noise, TRAIN_NOISE_POOL, media_cfg["sample_rate"])
+    active = [t for t, share in allocation.items() if share]
+    maker = _Maker(
+        pipelines={t: build_pipeline(modality, policies[t], sample_rate=media_cfg.get("sample_rate"), noise=pool)
+                   for t in active},
+        specs={t: json.dumps(policies[t], sort_keys=True) for t in active},
+        modality=modality, media_cfg=media_cfg, out_dir=out_dir, path_root=path_root or out_dir,
+    )  # fmt: skip
     # Each source's metadata as a plain dict, made once: a per-sample `.loc` lookup costs more than the augmentation.
-    by_id = train.set_index("id").to_dict("index")
-    rows: list[dict[str, Any]] = []
-    for target, share in allocation.items():
-        count = share * oversample
-        spec = policies[target]
-        pipeline = build_pipeline(modality, spec, sample_rate=media_cfg.get("sample_rate"), noise=pool)
-        for k, source_id in enumerate(tqdm(pick_sources(train, count, seed, target), desc=target, leave=False)):
-            src = by_id[source_id]
-            sample_seed = derive_seed(seed, "candidate", target, k)
-            y, applied = augment_sample(pipeline, load_sample(src["path"], modality, media_cfg), sample_seed, source_id)
-            cand_id = f"aug/{target}/{k:05d}"
-            rel = Path("files") / file_name(cand_id, modality)
-            save_sample(out_dir / rel, y, modality, media_cfg)
-            rows.append(
-                src
-                | {
-                    "id": cand_id,
-                    "path": str((path_root or out_dir) / rel),
-                    "split": "train",
-                    "sha256": manifest.file_sha256(out_dir / rel),
-                    "source_id": source_id,
-                    "target_slice": target,
-                    "policy": json.dumps(spec, sort_keys=True),
-                    "seed": str(sample_seed),
-                    "augment_params": json.dumps(applied, sort_keys=True),
-                }
-            )
+    by_id = {k: {"id": k} | v for k, v in train.set_index("id").to_dict("index").items()}
+    tasks = [
+        (target, k, derive_seed(seed, "candidate", target, k), by_id[source_id])
+        for target in active
+        for k, source_id in enumerate(pick_sources(train, allocation[target] * oversample, seed, target))
+    ]
+    bar = {"total": len(tasks), "desc": "candidates", "unit": "sample", "leave": False}
+    if workers == 1 or len(tasks) < 2:
+        rows = [maker(task) for task in tqdm(tasks, **bar)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as executor:
+            chunk = max(1, math.ceil(len(tasks) / (workers * 8)))
+            rows = list(tqdm(executor.map(maker, tasks, chunksize=chunk), **bar))
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered}

@@ -106,3 +106,41 @@ def test_oversample_must_be_a_positive_integer(tmp_path):
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="oversample"):
             generate_candidates(*args, oversample=bad)
+
+
+def _tiny_audio(tmp_path):
+    import numpy as np
+
+    from curation.manifest import file_sha256
+    from curation.media import save_audio
+
+    sr, rows = 8000, []
+    t = np.arange(sr // 2) / sr
+    for i in range(4):
+        path = tmp_path / "src" / f"{i}.wav"
+        save_audio(path, (0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t)).astype(np.float32), sr)
+        rows.append(
+            {"id": f"s{i}", "path": str(path), "label": str(i % 2), "split": "train", "sha256": file_sha256(path)}
+        )
+    noise_path = tmp_path / "noise" / "hum.wav"
+    save_audio(noise_path, np.random.default_rng(0).normal(0, 0.1, sr).astype(np.float32), sr)
+    noise = pd.DataFrame({"id": ["hum.wav"], "path": [str(noise_path)], "group": ["machine"], "pool": ["augment"]})
+    return pd.DataFrame(rows), noise
+
+
+def test_parallel_generation_gives_the_serial_bytes(tmp_path):
+    from curation.candidates import generate_candidates
+
+    split, noise = _tiny_audio(tmp_path)
+    targets = [{"slice": "condition=hum", "priority": 0.2}, {"slice": "condition=phone", "priority": 0.1}]
+    policies = {
+        "condition=hum": [{"name": "BackgroundNoise", "groups": ["machine"], "min_snr_db": 0, "max_snr_db": 10}],
+        "condition=phone": [{"name": "Telephone"}, {"name": "Gain", "min_gain_db": -6, "max_gain_db": 6}],
+    }
+    args = (split, noise, targets, policies, 9, "audio", {"sample_rate": 8000}, 5)
+    serial, _ = generate_candidates(*args, tmp_path / "serial", path_root=tmp_path / "out")
+    parallel, _ = generate_candidates(*args, tmp_path / "parallel", path_root=tmp_path / "out", workers=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial["target_slice"].value_counts().to_dict() == {"condition=hum": 6, "condition=phone": 3}
+    for rel in serial["path"].str.replace(str(tmp_path / "out"), "", regex=False):
+        assert (tmp_path / f"serial{rel}").read_bytes() == (tmp_path / f"parallel{rel}").read_bytes()
