@@ -31,6 +31,7 @@ from curation.models import SmallCNN, build_model
 
 MODEL_FORMAT = "curation-model/1"
 EVAL_BATCH = 256
+KEEP = ("best", "last")  # train.keep: the lowest-dev-loss epoch (early stopping), or the last of a fixed run
 
 
 class TrainingError(ValueError):
@@ -117,7 +118,10 @@ def train_model(
     settings {epochs, batch_size, lr, weight_decay, patience, class_weighting} plus the media settings under
     "media" or the modality's name (`features.media_config`). With class weighting, train and dev losses are
     both weighted by inverse class frequency in train, so the stopping rule watches what is optimised.
-    Training stops after `patience` epochs without a lower dev loss; the best epoch's weights are kept.
+    Training stops after `patience` epochs without a lower dev loss; the best epoch's weights are kept. With
+    `keep: last` every epoch runs and the last one's weights are kept: a fixed recipe whose result does not
+    hinge on one noisy dev-loss minimum (an augmented set's dev loss can bottom out early while its accuracy
+    still climbs), which comparisons across data versions need.
     The image network's input standardisation is fitted to x_train before the first step (and saved with it).
     """
     xt, xd = _as_inputs(x_train, "train inputs"), _as_inputs(x_dev, "dev inputs")
@@ -125,6 +129,9 @@ def train_model(
     yd = _as_targets(y_dev, xd.shape[0], len(labels), "dev targets")
     weight = _class_weights(yt, labels) if cfg.get("class_weighting", False) else None
     epochs, batch_size, patience = int(cfg["epochs"]), int(cfg["batch_size"]), int(cfg["patience"])
+    keep = cfg.get("keep", "best")
+    if keep not in KEEP:
+        raise ValueError(f"train.keep must be one of {KEEP}, got {keep!r}")
     shuffle = torch.Generator().manual_seed(derive_seed(seed, "train", "shuffle"))
     history: list[dict[str, float | int]] = []
     with torch.random.fork_rng(devices=[]):
@@ -152,7 +159,7 @@ def train_model(
                 opt.step()
                 loss_sum += float(loss.detach()) * idx.shape[0]
             dev_loss, dev_acc = _evaluate(model, xd, yd, weight)
-            if dev_loss < best_loss:
+            if dev_loss < best_loss or keep == "last":
                 best_loss, best_epoch = dev_loss, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             history.append(

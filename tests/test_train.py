@@ -109,6 +109,26 @@ def test_early_stopping_restores_the_best_weights(image_data):
     assert kept_loss == pytest.approx(hist[best]["dev_loss"], rel=1e-4)
 
 
+def test_keep_last_runs_every_epoch_and_keeps_the_last_weights(image_data):
+    # the same rotated dev labels that stop early under keep: best
+    (xt, yt), (xd, yd) = image_data
+    rotated = (yd + 1) % 3
+    cfg = _cfg(IMAGE, epochs=6, patience=2, class_weighting=False, keep="last")
+    result = train_model(xt, yt, xd, rotated, ["left", "right", "top"], "image", cfg, seed=7, progress=False)
+    hist = result.history
+    assert len(hist) == 6 and result.best_epoch == 5
+    assert hist[-1]["dev_loss"] > min(h["dev_loss"] for h in hist)
+    probs = torch.from_numpy(predict_proba(result.model, xd))
+    kept_loss = float(F.cross_entropy(torch.log(probs), torch.from_numpy(rotated)))
+    assert kept_loss == pytest.approx(hist[-1]["dev_loss"], rel=1e-4)
+
+
+def test_unknown_keep_is_refused(image_data):
+    (xt, yt), (xd, yd) = image_data
+    with pytest.raises(ValueError, match=r"train\.keep"):
+        train_model(xt, yt, xd, yd, ["l", "r", "t"], "image", _cfg(IMAGE, keep="middle"), seed=7, progress=False)
+
+
 def test_audio_training_learns_tones():
     (xt, yt), (xd, yd) = _tones(60, seed=3), _tones(30, seed=4)
     result = train_model(
