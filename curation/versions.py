@@ -198,9 +198,12 @@ def build_version(
     labels: list[str],
     label_issues: pd.DataFrame | None = None,
     prior_tolerance: float | None = None,
+    allocation: Mapping[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The new version's manifest and what changed against the parent (for the version card).
 
+    `allocation`: each target slice's share of the budget (the augment plan's); the checklist's accepted
+    candidates beyond it are left out, the hardest kept (`within_budget`). None: every accepted one joins.
     `label_issues`: the table of `label_issues.find_label_issues` on the parent's samples (optional); its
     flagged samples join the review queue and the decisions on them edit the parent (module docstring).
     `prior_tolerance`: the class-prior guard (`prior_guard`) on the added training samples; None: off.
@@ -213,6 +216,11 @@ def build_version(
         raise ValueError(f"label issue(s) name sample(s) not in the parent version: {', '.join(stale[:10])}")
     check_decisions(decisions, candidate_queue | flagged, labels)
     accepted = set(verdict_of[verdict_of == "accept"].index)
+    if allocation is not None:
+        paid = set(verdicts.loc[within_budget(verdicts, allocation), "id"])
+        over_budget, accepted = len(accepted - paid), paid
+    else:
+        over_budget = 0
     decided_all = decisions.set_index("id")
     decided = decided_all[decided_all.index.isin(candidate_queue)]
     taken = decided[decided["decision"].isin(["accept", "relabel"])]
@@ -240,6 +248,7 @@ def build_version(
         "added": len(added),
         "added_by_slice": added["target_slice"].value_counts().sort_index().to_dict(),
         "accepted_by_checklist": len(accepted),
+        "accepted_over_budget": over_budget,
         "review": {
             "queued": len(candidate_queue),
             "decided": len(decided),

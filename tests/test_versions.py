@@ -309,3 +309,14 @@ def test_budget_pays_for_the_hardest_accepted_candidates_of_each_slice():
 def test_budget_needs_the_checklist_columns():
     with pytest.raises(ValueError, match="weakness"):
         within_budget(pd.DataFrame({"id": [], "target_slice": [], "verdict": []}), {})
+
+
+def test_build_adds_only_the_accepted_candidates_the_budget_pays_for():
+    cands = _candidates().assign(id=["a1", "a2", "a3", "r1", "x1"], path=["a1", "a2", "a3", "r1", "x1"])
+    judged = cands[["id", "target_slice"]].assign(
+        verdict=["accept", "accept", "accept", "review", "reject"], weakness=[0.3, 0.8, 0.5, 0.9, 0.9]
+    )
+    decisions = _decisions([["r1", "accept", "1", "ann", ""]])
+    version, changes = build_version(_parent(), cands, judged, decisions, LABELS, allocation={"condition=dark": 2})
+    assert sorted(version["id"][~version["id"].isin(_parent()["id"])]) == ["a2", "a3", "r1"]
+    assert changes["accepted_by_checklist"] == 2 and changes["accepted_over_budget"] == 1
