@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -31,6 +32,7 @@ from curation.models import SmallCNN, build_model
 
 MODEL_FORMAT = "curation-model/1"
 EVAL_BATCH = 256
+SCHEDULES = ("constant", "cosine")  # train.schedule: the learning rate throughout, or cosine-annealed to 0 per step
 KEEP = ("best", "last")  # train.keep: the lowest-dev-loss epoch (early stopping), or the last of a fixed run
 
 
@@ -121,7 +123,8 @@ def train_model(
     Training stops after `patience` epochs without a lower dev loss; the best epoch's weights are kept. With
     `keep: last` every epoch runs and the last one's weights are kept: a fixed recipe whose result does not
     hinge on one noisy dev-loss minimum (an augmented set's dev loss can bottom out early while its accuracy
-    still climbs), which comparisons across data versions need.
+    still climbs), which comparisons across data versions need; pair it with `schedule: cosine`, which anneals
+    the learning rate to 0 over the run so that the last epoch is not a step taken at full rate.
     The image network's input standardisation is fitted to x_train before the first step (and saved with it).
     """
     xt, xd = _as_inputs(x_train, "train inputs"), _as_inputs(x_dev, "dev inputs")
@@ -132,6 +135,9 @@ def train_model(
     keep = cfg.get("keep", "best")
     if keep not in KEEP:
         raise ValueError(f"train.keep must be one of {KEEP}, got {keep!r}")
+    schedule = cfg.get("schedule", "constant")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {schedule!r}")
     shuffle = torch.Generator().manual_seed(derive_seed(seed, "train", "shuffle"))
     history: list[dict[str, float | int]] = []
     with torch.random.fork_rng(devices=[]):
@@ -139,6 +145,8 @@ def train_model(
         model = build_model(modality, len(labels), cfg)
         model.fit_input_stats(xt)
         opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+        steps = epochs * math.ceil(xt.shape[0] / batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
         best_loss, best_epoch, best_state = float("inf"), 0, None
         bar = tqdm(range(epochs), desc=f"train {modality}", unit="epoch", disable=not progress or None)
         for epoch in bar:
@@ -157,6 +165,8 @@ def train_model(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 loss_sum += float(loss.detach()) * idx.shape[0]
             dev_loss, dev_acc = _evaluate(model, xd, yd, weight)
             if dev_loss < best_loss or keep == "last":

@@ -311,3 +311,21 @@ def test_sanity_overfit_audio_and_argument_checks(image_data):
     (xt, yt), _ = image_data
     with pytest.raises(ValueError, match="n >= 1 samples and steps >= 1"):
         sanity_overfit(xt, yt, ["left", "right", "top"], "image", _cfg(IMAGE), seed=0, n=0)
+
+
+def test_cosine_schedule_anneals_the_rate_to_zero_and_a_bad_schedule_is_refused(image_data, monkeypatch):
+    (xt, yt), (xd, yd) = image_data
+    rates = []
+    step = torch.optim.AdamW.step
+
+    def record(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", record)
+    cfg = _cfg(IMAGE, epochs=2, batch_size=30, lr=0.01, keep="last", schedule="cosine")
+    train_model(xt, yt, xd, yd, ["l", "r", "t"], "image", cfg, seed=7, progress=False)
+    assert len(rates) == 6 and rates[0] == pytest.approx(0.01) and rates == sorted(rates, reverse=True)
+    assert rates[-1] == pytest.approx(0.01 * (1 + np.cos(np.pi * 5 / 6)) / 2)
+    with pytest.raises(ValueError, match=r"train\.schedule"):
+        train_model(xt, yt, xd, yd, ["l", "r", "t"], "image", _cfg(IMAGE, schedule="step"), seed=7, progress=False)
