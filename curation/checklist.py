@@ -1,10 +1,17 @@
 """The augmentation checklist: is a candidate realistic, is x -> y still clear, is the model weak on it?
 
 Every score lies in [0, 1]:
-- realism: how typical the candidate's quality statistics are of real data (the training data and the real
-  examples of the slice it targets). Per statistic, the two-sided tail probability under the real data's
-  empirical distribution, 2 * min(F(x), 1 - F(x)); the score is the smallest over statistics. A candidate
-  darker, quieter, noisier or more clipped than any real sample scores about 2 / n.
+- realism: how typical the candidate is of real data (the training data and the real examples of the slice it
+  targets), seen two ways; the score is the smaller of the two, and `least_typical` names what made it small:
+  - quality statistics: per statistic, the two-sided tail probability under the real data's empirical
+    distribution, 2 * min(F(x), 1 - F(x)), the smallest over statistics. A candidate darker, quieter, noisier or
+    more clipped than any real sample scores about 2 / n.
+  - embedding: how the current model sees it. The distance d of the candidate's penultimate features to their
+    k-th nearest real sample (Euclidean, features standardised by the real samples), against the same distance
+    of every real sample to its k-th nearest other: (#{real distances >= d} + 1) / (n + 1), the conformal
+    p-value of d. A candidate farther from the real data than every real sample is from the rest scores
+    1 / (n + 1) (`least_typical` "embedding"); one the model sees like a typical real sample, near 1. It catches
+    what no statistic names: content unlike anything real, at ordinary levels.
 - clarity: the probability that the label is still recognisable. The reference recognizer (the baseline model,
   trained on clean data) must give the intended label to the clean source, and the candidate must keep the
   source's content: clarity = p_ref(y | source) x retention, retention = correlation of source and candidate
@@ -13,80 +20,201 @@ Every score lies in [0, 1]:
 
 Verdicts: `reject` (not realistic, or clarity below `clarity_reject`), `easy` (weakness below `weakness_min`:
 the model does not need it), `review` (clarity between the two thresholds: a labeler decides), `accept`.
+
+Cost: `score_candidates` decodes every file once (candidates, sources, real samples) and runs the model once
+over all of them; statistics and retention are computed in one vectorised pass per group of equally shaped
+samples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from curation.features import log_mel
+from curation.features import _fit_image, _fit_length, log_mel
+from curation.models import SmallCNN
 from curation.slices import slice_mask
+from curation.train import embed
 
 AUDIO_STATS = ("rms_db", "peak", "clip_frac", "silence_frac", "centroid_hz", "flatness")
 IMAGE_STATS = ("mean", "std", "sharpness")
 VERDICTS = ("accept", "review", "easy", "reject")
+EMBEDDING = "embedding"  # `least_typical` when the embedding realism is the smaller one
+EMBED_K = 5  # the k of the k-th nearest real sample in embedding realism
+EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the widest feature's spread
+DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
+MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
+
+Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+def _batch_stats(x: np.ndarray, modality: str, sample_rate: int | None) -> dict[str, np.ndarray]:
+    """`quality_stats` of a stack of equally shaped samples (axis 0), one array per statistic."""
+    if modality == "image":
+        grey = x.mean(axis=3) if x.ndim == 4 else x
+        # 8-bit pixels give an integer Laplacian within +-2040: exact in int16, which is faster than float64.
+        g = grey.astype(np.int16) if grey.dtype == np.uint8 else grey.astype(np.float64)
+        lap = g[:, 1:-1, 1:-1] * 4 - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
+        return {"mean": grey.mean(axis=(1, 2)), "std": grey.std(axis=(1, 2)), "sharpness": lap.var(axis=(1, 2))}
+    if sample_rate is None:
+        raise ValueError("audio quality statistics need the sample rate")
+    a = x.astype(np.float64)
+    square = np.square(a)
+    frame = max(int(0.02 * sample_rate), 1)
+    n = a.shape[1] // frame
+    frames = square[:, : n * frame].reshape(len(a), n, frame) if n else square[:, None, :]
+    frame_db = 10 * np.log10(np.mean(frames, axis=2) + 1e-12)
+    power = np.abs(np.fft.rfft(a, axis=1)) ** 2 + 1e-12
+    freqs = np.fft.rfftfreq(a.shape[1], 1 / sample_rate)
+    magnitude = np.abs(a)
+    return {
+        "rms_db": 10 * np.log10(np.mean(square, axis=1) + 1e-12),
+        "peak": np.max(magnitude, axis=1),
+        "clip_frac": np.mean(magnitude >= 0.999, axis=1),
+        "silence_frac": np.mean(frame_db < -50.0, axis=1),
+        "centroid_hz": np.sum(freqs * power, axis=1) / np.sum(power, axis=1),
+        "flatness": np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1),
+    }
 
 
 def quality_stats(x: np.ndarray, modality: str, sample_rate: int | None = None) -> dict[str, float]:
     """Quality statistics of one sample: level, clipping, silence and spectrum for audio; exposure,
     contrast and sharpness for images."""
-    if modality == "image":
-        img = x.astype(np.float64)
-        grey = img.mean(axis=2) if img.ndim == 3 else img
-        lap = grey[1:-1, 1:-1] * 4 - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
-        return {"mean": float(grey.mean()), "std": float(grey.std()), "sharpness": float(lap.var())}
-    if sample_rate is None:
-        raise ValueError("audio quality statistics need the sample rate")
-    a = x.astype(np.float64)
-    frame = max(int(0.02 * sample_rate), 1)
-    n = len(a) // frame
-    frames = a[: n * frame].reshape(n, frame) if n else a[None, :]
-    frame_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
-    power = np.abs(np.fft.rfft(a)) ** 2 + 1e-12
-    freqs = np.fft.rfftfreq(len(a), 1 / sample_rate)
-    return {
-        "rms_db": float(10 * np.log10(np.mean(a**2) + 1e-12)),
-        "peak": float(np.max(np.abs(a))),
-        "clip_frac": float(np.mean(np.abs(a) >= 0.999)),
-        "silence_frac": float(np.mean(frame_db < -50.0)),
-        "centroid_hz": float(np.sum(freqs * power) / np.sum(power)),
-        "flatness": float(np.exp(np.mean(np.log(power))) / np.mean(power)),
-    }
+    return {name: float(v[0]) for name, v in _batch_stats(x[None], modality, sample_rate).items()}
+
+
+def _by_shape(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Positions of the arrays grouped by shape (each group can be stacked and processed in one pass)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(arrays):
+        groups.setdefault(x.shape, []).append(i)
+    return [np.array(idx) for idx in groups.values()]
+
+
+def stats_table(arrays: Sequence[np.ndarray], modality: str, sample_rate: int | None = None) -> pd.DataFrame:
+    """`quality_stats` of many samples as a table (one row per sample, in order), vectorised per shape."""
+    names = IMAGE_STATS if modality == "image" else AUDIO_STATS
+    out = np.empty((len(arrays), len(names)))
+    for idx in _by_shape(arrays):
+        stats = _batch_stats(np.stack([arrays[i] for i in idx]), modality, sample_rate)
+        out[idx] = np.column_stack([stats[name] for name in names])
+    return pd.DataFrame(out, columns=list(names))
+
+
+def _tails(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Two-sided empirical tail probabilities (m, s) of m candidates' s statistics under n reference rows."""
+    if len(reference) == 0:
+        raise ValueError("realism needs real reference samples; the reference set is empty")
+    n = len(reference)
+    ref = np.sort(reference, axis=0)
+    tails = np.empty(candidates.shape)
+    for j in range(ref.shape[1]):
+        below = np.searchsorted(ref[:, j], candidates[:, j], side="right")
+        above = n - np.searchsorted(ref[:, j], candidates[:, j], side="left")
+        tails[:, j] = 2 * np.minimum(below + 1, above + 1) / (n + 2)
+    return np.clip(tails, 0.0, 1.0)
 
 
 def realism(candidates: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
     """Per candidate, the smallest two-sided empirical tail probability of its statistics under `reference`."""
-    if reference.empty:
-        raise ValueError("realism needs real reference samples; the reference set is empty")
+    columns = list(reference.columns)
+    tails = _tails(candidates[columns].to_numpy(dtype=float), reference.to_numpy(dtype=float))
+    return tails.min(axis=1, initial=1.0)
+
+
+def _kth_nearest(queries: np.ndarray, points: np.ndarray, k: int, leave_one_out: bool = False) -> np.ndarray:
+    """Euclidean distance of every query row to its k-th nearest row of `points`; with `leave_one_out` the
+    queries are `points` themselves and each row's distance to itself does not count."""
+    sq_points = np.einsum("ij,ij->i", points, points)
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), DISTANCE_CHUNK):
+        q = queries[start : start + DISTANCE_CHUNK]
+        d2 = np.einsum("ij,ij->i", q, q)[:, None] + sq_points[None, :] - 2.0 * (q @ points.T)
+        if leave_one_out:
+            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        out[start : start + len(q)] = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    return np.sqrt(np.maximum(out, 0.0))
+
+
+def embedding_realism(candidates: np.ndarray, reference: np.ndarray, k: int = EMBED_K) -> np.ndarray:
+    """Per candidate embedding (row), the conformal p-value of its distance d to the k-th nearest reference
+    embedding: (#{reference samples whose k-th nearest other reference sample is at least d away} + 1) / (n + 1).
+
+    Features are centred on the reference and divided by its per-feature standard deviation, floored at
+    EMBED_STD_FLOOR of the largest (a unit the real data hardly uses must not dominate the distance).
+    k is capped at n - 1. Raises ValueError with fewer than 2 reference samples.
+    """
     n = len(reference)
-    scores = np.ones(len(candidates))
-    for col in reference.columns:
-        ref = np.sort(reference[col].to_numpy(dtype=float))
-        vals = candidates[col].to_numpy(dtype=float)
-        below = np.searchsorted(ref, vals, side="right")
-        above = n - np.searchsorted(ref, vals, side="left")
-        tail = 2 * np.minimum(below + 1, above + 1) / (n + 2)
-        scores = np.minimum(scores, np.clip(tail, 0.0, 1.0))
-    return scores
+    if n < 2:
+        raise ValueError(f"embedding realism needs at least 2 real reference samples, got {n}")
+    k = min(k, n - 1)
+    ref = reference.astype(np.float64)
+    mean, spread = ref.mean(axis=0), ref.std(axis=0)
+    scale = np.maximum(spread, EMBED_STD_FLOOR * spread.max()) if spread.max() > 0 else np.ones_like(spread)
+    z_ref = (ref - mean) / scale
+    z = (candidates.astype(np.float64) - mean) / scale
+    ref_distances = np.sort(_kth_nearest(z_ref, z_ref, k, leave_one_out=True))
+    at_least = n - np.searchsorted(ref_distances, _kth_nearest(z, z_ref, k), side="left")
+    return (at_least + 1) / (n + 1)
+
+
+def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dict[str, Any]) -> dict[int, np.ndarray]:
+    """The log-mel (flattened) of each clip `arrays[i]`, i in `which`, equal to `log_mel` of that clip alone, but
+    MEL_CHUNK clips per call (one call per clip length costs more than the spectra themselves).
+
+    In a chunk each clip is followed by the mirror image `log_mel`'s centred STFT pads it with (reflect, n_fft // 2
+    samples), then zeros to the longest: its own frames read exactly what they read alone; later ones are dropped.
+    """
+    n_fft, hop = int(media_cfg["n_fft"]), int(media_cfg["hop"])
+    half = n_fft // 2
+    order = sorted(which, key=lambda i: len(arrays[i]))
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(order), MEL_CHUNK):
+        chunk = order[start : start + MEL_CHUNK]
+        longest = len(arrays[chunk[-1]])
+        padded = np.zeros((len(chunk), longest + half), dtype=np.float32)
+        for row, i in enumerate(chunk):
+            x = arrays[i]
+            if len(x) <= half:
+                raise ValueError(f"a clip of {len(x)} samples is too short for a log-mel with n_fft={n_fft}")
+            padded[row, : len(x)] = x
+            padded[row, len(x) : len(x) + half] = x[-2::-1][:half]
+        mel = log_mel(torch.from_numpy(padded), media_cfg["sample_rate"], n_fft, hop, media_cfg["n_mels"]).numpy()
+        for row, i in enumerate(chunk):
+            frames = 1 + (len(arrays[i]) + 2 * half - n_fft) // hop
+            out[i] = mel[row, :, :frames].ravel()
+    return out
+
+
+def _standardised(x: np.ndarray) -> tuple[np.ndarray, np.floating]:
+    """x minus its mean, and its standard deviation (the operations of np.std, so equal to it)."""
+    centred = x - x.mean()
+    return centred, np.sqrt(np.mean(np.square(centred)))
+
+
+def _retentions(
+    arrays: Sequence[np.ndarray], pairs: np.ndarray, modality: str, media_cfg: dict[str, Any]
+) -> np.ndarray:
+    """`retention` of each (source, candidate) row of `pairs` (positions in `arrays`); each source is
+    standardised once however many candidates it has."""
+    mels = _log_mels(arrays, np.unique(pairs).tolist(), media_cfg) if modality == "audio" else {}
+    out = np.empty(len(pairs))
+    for src, rows in pd.Series(np.arange(len(pairs))).groupby(pairs[:, 0]).indices.items():
+        a, sa = _standardised(mels[src] if mels else arrays[src].astype(np.float64).ravel())
+        for k in rows:
+            i = pairs[k, 1]
+            b, sb = _standardised(mels[i] if mels else arrays[i].astype(np.float64).ravel())
+            out[k] = 0.0 if sa == 0 or sb == 0 else max(float(np.mean(a * b) / (sa * sb)), 0.0)
+    return out
 
 
 def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> float:
     """Correlation in [0, 1] of source and candidate after standardisation (pixels, or log-mel for audio)."""
-    if modality == "audio":
-        pair = torch.from_numpy(np.stack([source, candidate]).astype(np.float32))
-        feats = log_mel(pair, media_cfg["sample_rate"], media_cfg["n_fft"], media_cfg["hop"], media_cfg["n_mels"])
-        a, b = feats[0].numpy().ravel(), feats[1].numpy().ravel()
-    else:
-        a, b = source.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
-    sa, sb = a.std(), b.std()
-    if sa == 0 or sb == 0:
-        return 0.0
-    corr = float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
-    return max(corr, 0.0)
+    return float(_retentions([source, candidate], np.array([[0, 1]]), modality, media_cfg)[0])
 
 
 def judge(r: Any, thresholds: dict[str, float]) -> tuple[str, str]:
@@ -110,8 +238,35 @@ def verdicts(scores: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame
 
 def least_typical(candidates: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
     """Per candidate, the statistic with the smallest tail probability (what makes it unrealistic)."""
-    per_stat = pd.DataFrame({col: realism(candidates[[col]], reference[[col]]) for col in reference.columns})
-    return per_stat.idxmin(axis=1).tolist()
+    columns = list(reference.columns)
+    tails = _tails(candidates[columns].to_numpy(dtype=float), reference.to_numpy(dtype=float))
+    return [columns[j] for j in tails.argmin(axis=1)]
+
+
+def _model_inputs(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> torch.Tensor:
+    """Decoded samples as the network takes them, equal to what `features.load_inputs` makes of their files:
+    images (N, C, size, size) in [0, 1], audio (N, seconds * sample_rate) cropped or padded."""
+    if modality == "image":
+        size = int(media_cfg["size"])
+        pixels = np.stack([_fit_image(x, size) for x in arrays]).astype(np.float32)
+        pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(pixels) / np.float32(255.0))
+    length = round(float(media_cfg["seconds"]) * int(media_cfg["sample_rate"]))
+    return torch.from_numpy(np.stack([_fit_length(x, length) for x in arrays]).astype(np.float32))
+
+
+def model_predictor(model: SmallCNN, modality: str, media_cfg: dict[str, Any]) -> Predict:
+    """The model as `score_candidates` calls it: predict(decoded samples, as `conditions.load_sample` returns
+    them) -> (class probabilities (N, C), penultimate features (N, D)), both from one forward pass, so that no
+    file is read twice and the network runs once."""
+
+    def predict(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        features = embed(model, _model_inputs(arrays, modality, media_cfg))
+        with torch.inference_mode():
+            probs = torch.softmax(model.head(torch.from_numpy(features)), dim=1)
+        return probs.numpy(), features
+
+    return predict
 
 
 def score_candidates(
@@ -119,46 +274,53 @@ def score_candidates(
     source_paths: dict[str, str],
     labels: list[str],
     real: pd.DataFrame,
-    predict: Any,
+    predict: Predict,
     modality: str,
     media_cfg: dict[str, Any],
-    load: Any,
+    load: Callable[[str], np.ndarray],
 ) -> pd.DataFrame:
     """Realism, clarity and weakness of every candidate.
 
     `source_paths` maps each source id to its file; `labels` orders the model's outputs.
     `real` holds the real samples (training data and the real dev examples of each slice, with their slice
-    columns); `predict(paths) -> (N, C) probabilities` is the current model, which is also the reference
-    recognizer on the clean sources; `load(path) -> array` decodes a sample.
+    columns); `predict(arrays) -> (probabilities (N, C), features (N, D))` is the current model on decoded
+    samples (`model_predictor`), which is also the reference recognizer on the clean sources;
+    `load(path) -> array` decodes a sample. Each file is decoded once, and `predict` is called once, on the
+    candidates, the sources and the real samples of the targets' references together.
     """
-    sr = media_cfg.get("sample_rate")
-    arrays = {r.id: load(r.path) for r in candidates.itertuples()}
+    n = len(candidates)
+    train = (real["split"] == "train").to_numpy()
+    groups = candidates.groupby("target_slice").indices
+    in_reference = {t: train | slice_mask(real, t).to_numpy() for t in groups}
+    used = np.logical_or.reduce(list(in_reference.values()))
+    real_paths = real["path"].to_numpy()
     src_ids = sorted(set(candidates["source_id"]))
-    sources = {sid: load(source_paths[sid]) for sid in src_ids}
-    cand_stats = pd.DataFrame([quality_stats(arrays[i], modality, sr) for i in candidates["id"]])
-    # The sources are training samples, so most real rows are files decoded just above: reuse those arrays.
-    decoded = {source_paths[sid]: x for sid, x in sources.items()}
-    real_stats = pd.DataFrame(
-        [quality_stats(decoded[p] if p in decoded else load(p), modality, sr) for p in real["path"]], index=real.index
-    )
-    train_mask = real["split"] == "train"
+    # The sources are training samples, so most real rows are the sources: each distinct file once.
+    files = list(dict.fromkeys([source_paths[s] for s in src_ids] + real_paths[used].tolist()))
+    arrays = [load(p) for p in candidates["path"]] + [load(p) for p in files]
+    probs, features = predict(arrays)
+    table = stats_table(arrays, modality, media_cfg.get("sample_rate"))
+    names, stats = list(table.columns), table.to_numpy()
+    row_of = {p: n + k for k, p in enumerate(files)}
+    real_row = np.full(len(real), -1)
+    real_row[used] = [row_of[p] for p in real_paths[used]]
 
-    realism_score = np.ones(len(candidates))
-    weakest = np.array([""] * len(candidates), dtype=object)
-    for target, idx in candidates.groupby("target_slice").indices.items():
-        reference = real_stats[train_mask | slice_mask(real, target)]
-        realism_score[idx] = realism(cand_stats.iloc[idx], reference)
-        weakest[idx] = least_typical(cand_stats.iloc[idx], reference)
+    realism_score, embedding_score = np.ones(n), np.ones(n)
+    weakest = np.array([""] * n, dtype=object)
+    for target, idx in groups.items():
+        ref = real_row[in_reference[target]]
+        tails = _tails(stats[idx], stats[ref])
+        by_stats, by_embedding = tails.min(axis=1), embedding_realism(features[idx], features[ref])
+        realism_score[idx] = np.minimum(by_stats, by_embedding)
+        embedding_score[idx] = by_embedding
+        weakest[idx] = np.where(by_embedding < by_stats, EMBEDDING, np.array(names)[tails.argmin(axis=1)])
 
-    probs = predict(candidates["path"].tolist())
     index_of = {label: k for k, label in enumerate(labels)}
     label_index = np.array([index_of[label] for label in candidates["label"]], dtype=int)
-    p_candidate = probs[np.arange(len(candidates)), label_index]
-    src_probs = predict([source_paths[s] for s in src_ids])
-    src_p = dict(zip(src_ids, src_probs, strict=True))
-    p_source = np.array([src_p[s][k] for s, k in zip(candidates["source_id"], label_index, strict=True)])
-    pairs = zip(candidates["source_id"], candidates["id"], strict=True)
-    kept = np.array([retention(sources[s], arrays[i], modality, media_cfg) for s, i in pairs])
+    p_candidate = probs[np.arange(n), label_index]
+    src_row = np.array([row_of[source_paths[s]] for s in candidates["source_id"]], dtype=int)
+    p_source = probs[src_row, label_index]
+    kept = _retentions(arrays, np.column_stack([src_row, np.arange(n)]), modality, media_cfg)
     return pd.DataFrame(
         {
             "id": candidates["id"].to_numpy(),
@@ -168,11 +330,12 @@ def score_candidates(
             "path": candidates["path"].to_numpy(),
             "realism": realism_score,
             "least_typical": weakest,
+            "embedding_realism": embedding_score,
             "p_source": p_source,
             "retention": kept,
             "clarity": p_source * kept,
             "p_model": p_candidate,
             "weakness": 1.0 - p_candidate,
-            "predicted": probs.argmax(axis=1),
+            "predicted": probs[:n].argmax(axis=1),
         }
     )

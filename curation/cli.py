@@ -397,6 +397,8 @@ def cmd_augment(args: argparse.Namespace) -> None:
             params["seed"],
             tmp,
             path_root=lay.candidates_dir,
+            oversample=int(a.get("oversample", 1)),
+            workers=int(a.get("workers", 1)),
         )
         manifest.write(cands, tmp / "candidates.parquet")
         write_json(tmp / "plan.json", plan)
@@ -407,9 +409,10 @@ def cmd_augment(args: argparse.Namespace) -> None:
 
 def cmd_filter(args: argparse.Namespace) -> None:
     """Score every candidate on the checklist; write verdicts, the review queue and a gallery."""
-    from curation.checklist import score_candidates, verdicts
+    from curation.checklist import model_predictor, score_candidates, verdicts
     from curation.conditions import load_sample
     from curation.gallery import gallery_html
+    from curation.train import load_model
     from curation.versions import review_queue
 
     _, cfg, lay = _context(args)
@@ -417,7 +420,8 @@ def cmd_filter(args: argparse.Namespace) -> None:
     split_df = manifest.read(lay.split)
     dev = manifest.read(lay.eval_set("dev"))
     real = pd.concat([split_df[split_df["split"] == "train"], dev], ignore_index=True)
-    predict, labels = _predictor(lay.model("v1"), cfg["modality"], cfg["media"])
+    model, labels, _ = load_model(lay.model("v1"))
+    predict = model_predictor(model, cfg["modality"], cfg["media"])
     source_paths = split_df.set_index("id")["path"].to_dict()
 
     def load(path: str) -> np.ndarray:
@@ -453,6 +457,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         cfg["labels"],
         pd.read_parquet(lay.label_issues),
         prior_tolerance=(cfg.get("build") or {}).get("prior_tolerance"),
+        allocation=read_json(lay.candidates_dir / "plan.json")["allocation"],
     )
     manifest.write(version, lay.train_set("v2"))
     write_json(lay.metrics / "card_v2.json", changes | {"parent": str(lay.split)})

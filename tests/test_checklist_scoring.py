@@ -1,0 +1,188 @@
+"""Scoring candidates: embedding realism, one decode per file, one model call, and batched computations equal
+to the per-sample ones."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from curation.checklist import (
+    IMAGE_STATS,
+    _log_mels,
+    _retentions,
+    embedding_realism,
+    model_predictor,
+    quality_stats,
+    realism,
+    retention,
+    score_candidates,
+    stats_table,
+)
+from curation.conditions import load_sample
+from curation.features import load_inputs, log_mel
+from curation.media import save_audio, save_image
+from curation.models import build_model
+from curation.train import embed, predict_proba
+
+AUDIO = {"sample_rate": 8000, "seconds": 0.5, "n_fft": 256, "hop": 80, "n_mels": 20}
+IMAGE = {"size": 8, "channels": 1}
+LATTICE = np.arange(20, dtype=float)[:, None]  # 20 real embeddings 0, 1, ..., 19 on a line
+
+
+def test_embedding_farther_than_every_real_sample_scores_one_over_n_plus_one():
+    assert embedding_realism(np.array([[1000.0], [-50.0]]), LATTICE).tolist() == [1 / 21, 1 / 21]
+
+
+def test_embedding_equal_to_a_typical_real_sample_scores_one():
+    # 5th nearest of 10 among the others is 3 away (no real sample's is nearer); 10 itself has it 2 away.
+    assert embedding_realism(np.array([[10.0]]), LATTICE)[0] == 1.0
+
+
+def test_embedding_realism_ranks_the_distance_among_the_real_samples_own():
+    # Leave-one-out 5th-nearest distances of the lattice: 5, 4, then 3 (x16), then 4, 5.
+    points = np.array([[-1.2], [-0.5], [0.6], [10.5]])  # 5th-nearest distances 5.2, 4.5, 3.4, 2.5
+    assert embedding_realism(points, LATTICE).tolist() == [1 / 21, 3 / 21, 5 / 21, 1.0]
+
+
+def test_embedding_realism_standardises_features_so_a_wide_one_does_not_drown_a_narrow_one():
+    rng = np.random.default_rng(0)
+    ref = np.column_stack([rng.normal(0, 1000, 200), rng.normal(0, 1, 200)])
+    odd = np.array([[0.0, 8.0]])  # ordinary on the wide feature, 8 standard deviations out on the narrow one
+    assert embedding_realism(odd, ref)[0] == 1 / 201
+
+
+def test_embedding_realism_needs_two_real_samples():
+    with pytest.raises(ValueError, match="at least 2 real reference samples"):
+        embedding_realism(np.zeros((1, 3)), np.zeros((1, 3)))
+
+
+def _images(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """20 real training images of noise whose corner pixel is 0..19, and two candidates: a copy of image 10,
+    and image 10 with its corner at 255 (the corner is in neither the Laplacian nor, here, any real image)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in range(20):
+        img = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+        img[0, 0] = k
+        save_image(tmp_path / f"r{k}.png", img)
+        rows.append({"id": f"r{k}", "path": str(tmp_path / f"r{k}.png"), "label": "a", "split": "train"})
+    source = load_sample(str(tmp_path / "r10.png"), "image", IMAGE)
+    far = source.copy()
+    far[0, 0] = 255
+    save_image(tmp_path / "same.png", source)
+    save_image(tmp_path / "far.png", far)
+    cands = pd.DataFrame(
+        {"id": ["same", "far"], "path": [str(tmp_path / "same.png"), str(tmp_path / "far.png")],
+         "label": ["a", "b"], "source_id": ["r10", "r10"], "target_slice": ["condition=dark"] * 2}
+    )  # fmt: skip
+    return cands, pd.DataFrame(rows)
+
+
+class CornerModel:
+    """A stand-in model: the embedding is the corner pixel; p(a) = 0.8. Counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        feats = np.array([[float(x[0, 0])] for x in arrays])
+        return np.tile([0.8, 0.2], (len(arrays), 1)), feats
+
+
+def _score(tmp_path: Path) -> tuple[pd.DataFrame, CornerModel, list[str]]:
+    cands, real = _images(tmp_path)
+    model, loaded = CornerModel(), []
+
+    def load(path: str) -> np.ndarray:
+        loaded.append(path)
+        return load_sample(path, "image", IMAGE)
+
+    sources = real.set_index("id")["path"].to_dict()
+    return score_candidates(cands, sources, ["a", "b"], real, model, "image", IMAGE, load), model, loaded
+
+
+def test_candidate_the_model_sees_unlike_any_real_sample_is_least_typical_by_embedding(tmp_path):
+    scores, _, _ = _score(tmp_path)
+    far = scores.set_index("id").loc["far"]
+    assert far["least_typical"] == "embedding"
+    assert far["realism"] == far["embedding_realism"] == 1 / 21
+
+
+def test_candidate_equal_to_a_real_sample_is_realistic_by_both_views(tmp_path):
+    same = _score(tmp_path)[0].set_index("id").loc["same"]
+    real = stats_table([load_sample(str(tmp_path / f"r{k}.png"), "image", IMAGE) for k in range(20)], "image")
+    by_stats = realism(stats_table([load_sample(str(tmp_path / "same.png"), "image", IMAGE)], "image"), real)[0]
+    assert same["embedding_realism"] == 1.0 and same["realism"] == by_stats and same["least_typical"] in IMAGE_STATS
+    assert same["retention"] == pytest.approx(1.0) and same["clarity"] == pytest.approx(0.8)
+    assert same["weakness"] == pytest.approx(0.2) and same["p_source"] == pytest.approx(0.8)
+
+
+def test_each_file_is_decoded_once_and_the_model_called_once(tmp_path):
+    _, model, loaded = _score(tmp_path)
+    assert model.calls == 1
+    assert len(loaded) == len(set(loaded)) == 22  # two candidates and the 20 real images (the source among them)
+
+
+def _model_inputs_on_disk(tmp_path: Path, modality: str) -> tuple[list[str], dict]:
+    """Files of different sizes, so that prediction has to resize, crop and pad."""
+    rng = np.random.default_rng(2)
+    paths = []
+    for k, n in enumerate((3000, 4000, 6500)):
+        if modality == "audio":
+            save_audio(tmp_path / f"{k}.wav", 0.3 * rng.standard_normal(n).astype(np.float32), AUDIO["sample_rate"])
+            paths.append(str(tmp_path / f"{k}.wav"))
+        else:
+            save_image(tmp_path / f"{k}.png", rng.integers(0, 256, (n // 500, 9)).astype(np.uint8))
+            paths.append(str(tmp_path / f"{k}.png"))
+    return paths, AUDIO if modality == "audio" else IMAGE
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_prediction_from_decoded_samples_equals_prediction_from_their_files(tmp_path, modality):
+    paths, media = _model_inputs_on_disk(tmp_path, modality)
+    torch.manual_seed(0)
+    model = build_model(modality, 3, {modality: media}).eval()
+    probs, feats = model_predictor(model, modality, media)([load_sample(p, modality, media) for p in paths])
+    x = load_inputs(paths, modality, {modality: media})
+    assert np.array_equal(probs, predict_proba(model, x)) and np.array_equal(feats, embed(model, x))
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_statistics_table_equals_the_statistics_of_each_sample(tmp_path, modality):
+    paths, media = _model_inputs_on_disk(tmp_path, modality)
+    arrays = [load_sample(p, modality, media) for p in paths * 2]
+    table = stats_table(arrays, modality, media.get("sample_rate"))
+    assert table.to_dict("records") == [quality_stats(x, modality, media.get("sample_rate")) for x in arrays]
+
+
+def test_log_mels_of_clips_of_many_lengths_in_one_call_are_those_of_each_clip_alone():
+    rng = np.random.default_rng(3)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (129, 1000, 4321, 4321, 8000)]
+    mels = _log_mels(clips, range(len(clips)), AUDIO)
+    for i, x in enumerate(clips):
+        alone = log_mel(torch.from_numpy(x[None]), AUDIO["sample_rate"], AUDIO["n_fft"], AUDIO["hop"], AUDIO["n_mels"])
+        np.testing.assert_allclose(mels[i], alone[0].numpy().ravel(), rtol=1e-6, atol=1e-5)  # float rounding
+
+
+def test_log_mel_of_a_clip_shorter_than_half_the_fft_is_refused():
+    with pytest.raises(ValueError, match="too short"):
+        _log_mels([np.zeros(128, np.float32)], [0], AUDIO)
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_retentions_of_many_pairs_equal_the_retention_of_each_pair(tmp_path, modality):
+    paths, media = _model_inputs_on_disk(tmp_path, modality)
+    source = load_sample(paths[2], modality, media)
+    rng = np.random.default_rng(3)
+    low, high = (0, 255) if modality == "image" else (-1, 1)
+    noisy = [
+        np.clip(source + rng.normal(0, s * high, source.shape), low, high).astype(source.dtype)
+        for s in (0.01, 0.1, 0.4)
+    ]
+    pairs = np.array([[0, 1], [0, 2], [0, 3]])
+    many = _retentions([source, *noisy], pairs, modality, media)
+    assert many.tolist() == [retention(source, c, modality, media) for c in noisy]
+    assert 1 > many[0] > many[1] > many[2] > 0
