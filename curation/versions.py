@@ -185,8 +185,8 @@ def within_budget(judged: pd.DataFrame, allocation: Mapping[str, int]) -> pd.Ser
         raise ValueError(f"within_budget: judged candidates lack column(s) {', '.join(missing)}")
     accepted = judged[judged["verdict"] == "accept"].sort_values(["weakness", "id"], ascending=[False, True])
     rank = accepted.groupby("target_slice", sort=False).cumcount()
-    limit = accepted["target_slice"].map(allocation).fillna(0)
-    paid = set(accepted.index[rank < limit])
+    limit = np.array([int(allocation.get(t, 0)) for t in accepted["target_slice"]], dtype=np.int64)
+    paid = set(accepted.index[rank.to_numpy() < limit])
     return pd.Series(judged.index.isin(paid), index=judged.index)
 
 

@@ -306,6 +306,12 @@ def test_budget_pays_for_the_hardest_accepted_candidates_of_each_slice():
     assert judged.loc[paid, "id"].tolist() == ["a2", "a4", "b1"]
 
 
+def test_budget_with_nothing_accepted_pays_for_nothing():
+    judged = pd.DataFrame({"id": ["a1"], "target_slice": ["s=a"], "verdict": ["review"], "weakness": [0.9]})
+    assert within_budget(judged, {"s=a": 3}).tolist() == [False]
+    assert within_budget(judged.iloc[:0], {"s=a": 3}).tolist() == []
+
+
 def test_budget_needs_the_checklist_columns():
     with pytest.raises(ValueError, match="weakness"):
         within_budget(pd.DataFrame({"id": [], "target_slice": [], "verdict": []}), {})
