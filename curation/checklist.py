@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curation.features import _fit_image, _fit_length, log_mel
+from curation.features import log_mel, to_inputs
 from curation.models import SmallCNN
 from curation.slices import slice_mask
 from curation.train import embed
@@ -243,25 +243,13 @@ def least_typical(candidates: pd.DataFrame, reference: pd.DataFrame) -> list[str
     return [columns[j] for j in tails.argmin(axis=1)]
 
 
-def _model_inputs(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> torch.Tensor:
-    """Decoded samples as the network takes them, equal to what `features.load_inputs` makes of their files:
-    images (N, C, size, size) in [0, 1], audio (N, seconds * sample_rate) cropped or padded."""
-    if modality == "image":
-        size = int(media_cfg["size"])
-        pixels = np.stack([_fit_image(x, size) for x in arrays]).astype(np.float32)
-        pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(pixels) / np.float32(255.0))
-    length = round(float(media_cfg["seconds"]) * int(media_cfg["sample_rate"]))
-    return torch.from_numpy(np.stack([_fit_length(x, length) for x in arrays]).astype(np.float32))
-
-
 def model_predictor(model: SmallCNN, modality: str, media_cfg: dict[str, Any]) -> Predict:
     """The model as `score_candidates` calls it: predict(decoded samples, as `conditions.load_sample` returns
     them) -> (class probabilities (N, C), penultimate features (N, D)), both from one forward pass, so that no
     file is read twice and the network runs once."""
 
     def predict(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        features = embed(model, _model_inputs(arrays, modality, media_cfg))
+        features = embed(model, to_inputs(arrays, modality, {modality: media_cfg}))
         with torch.inference_mode():
             probs = torch.softmax(model.head(torch.from_numpy(features)), dim=1)
         return probs.numpy(), features

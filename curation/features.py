@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -147,6 +147,31 @@ def _fit_image(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def _fill(samples: Iterable[np.ndarray], n: int, modality: str, settings: dict[str, Any]) -> torch.Tensor:
+    """`n` decoded samples, fitted one by one into one preallocated float32 tensor (see `load_inputs`)."""
+    if modality == "image":
+        size, channels = int(settings["size"]), int(settings["channels"])
+        if channels not in (1, 3):
+            raise ValueError(f"image channels must be 1 or 3, got {channels}")
+        images = np.empty((n, channels, size, size), dtype=np.float32)
+        for i, x in enumerate(samples):
+            pixels = _fit_image(x, size)
+            images[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        images /= np.float32(255.0)
+        return torch.from_numpy(images)
+    length = round(float(settings["seconds"]) * int(settings["sample_rate"]))
+    waves = np.empty((n, length), dtype=np.float32)
+    for i, x in enumerate(samples):
+        waves[i] = _fit_length(x, length)
+    return torch.from_numpy(waves)
+
+
+def to_inputs(samples: Sequence[np.ndarray], modality: str, cfg: dict[str, Any]) -> torch.Tensor:
+    """Decoded samples (as `media.load_audio` / `media.load_image` return them) as `load_inputs` makes of their
+    files: for scoring arrays already in memory without reading them again."""
+    return _fill(samples, len(samples), modality, media_config(cfg, modality))
+
+
 def load_inputs(paths: Sequence[str], modality: str, cfg: dict[str, Any]) -> torch.Tensor:
     """Read files into one float32 tensor, with the settings of `media_config`: images (N, C, size, size) in
     [0, 1] from {size, channels}; audio (N, seconds * sample_rate) from {sample_rate, seconds}, cropped to the
@@ -158,18 +183,7 @@ def load_inputs(paths: Sequence[str], modality: str, cfg: dict[str, Any]) -> tor
     quiet = None if len(paths) >= PROGRESS_MIN_FILES else True  # None: tqdm shows the bar on terminals only
     files = tqdm(paths, desc=f"loading {modality}", unit="file", disable=quiet, leave=False)
     if modality == "image":
-        size, channels = int(settings["size"]), int(settings["channels"])
-        if channels not in (1, 3):
-            raise ValueError(f"image channels must be 1 or 3, got {channels}")
-        images = np.empty((len(paths), channels, size, size), dtype=np.float32)
-        for i, path in enumerate(files):
-            pixels = _fit_image(load_image(path, channels), size)
-            images[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-        images /= np.float32(255.0)
-        return torch.from_numpy(images)
-    sample_rate = int(settings["sample_rate"])
-    length = round(float(settings["seconds"]) * sample_rate)
-    waves = np.empty((len(paths), length), dtype=np.float32)
-    for i, path in enumerate(files):
-        waves[i] = _fit_length(load_audio(path, sample_rate), length)
-    return torch.from_numpy(waves)
+        decoded = (load_image(path, int(settings["channels"])) for path in files)
+    else:
+        decoded = (load_audio(path, int(settings["sample_rate"])) for path in files)
+    return _fill(decoded, len(paths), modality, settings)
