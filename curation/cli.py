@@ -4,6 +4,7 @@ calls library functions, and writes its outputs atomically. `dvc.yaml` calls the
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -504,7 +505,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_review_init(args: argparse.Namespace) -> None:
-    """Add the review queue's samples to the decisions file, undecided, for a labeler to fill in."""
+    """Add the review queue's samples to the decisions file, undecided, for a labeler to fill in by hand."""
     from curation.versions import DECISION_COLUMNS
 
     _, _, lay = _context(args)
@@ -521,6 +522,101 @@ def cmd_review_init(args: argparse.Namespace) -> None:
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)
     print(f"{path}: {len(rows)} samples added for review ({len(out)} in all)")
+
+
+def cmd_review_serve(args: argparse.Namespace) -> None:
+    """Serve the review queue as a web page for labelers (127.0.0.1 unless --host says otherwise)."""
+    import secrets
+
+    import uvicorn
+
+    from curation.review.app import LOOPBACK_HOSTS, create_app
+    from curation.review.queue import ReviewQueue
+    from curation.review.store import ReviewStore
+
+    params, cfg, lay = _context(args)
+    queue = ReviewQueue.load(cfg, lay)
+    token = secrets.token_urlsafe(16) if args.token == "auto" else args.token
+    loopback = args.host in LOOPBACK_HOSTS
+    if not loopback and token is None:
+        print(f"warning: serving on {args.host} without an access token: anyone who reaches it can decide",
+              file=sys.stderr)  # fmt: skip
+    hosts = [*LOOPBACK_HOSTS, args.host] if loopback else ["*"]
+    app = create_app(queue, ReviewStore(lay.review_store), dataset=args.dataset, media_cfg=cfg["media"],
+                     seed=int(params["seed"]), blind=args.blind, token=token, allowed_hosts=hosts)  # fmt: skip
+    url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"{args.dataset}: {len(queue)} samples to review{' (blind)' if args.blind else ''} at {url}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def cmd_review_export(args: argparse.Namespace) -> None:
+    """Write the store's decisions to the decisions file the build reads, and every labeler's to the annotations."""
+    from curation.review.export import annotations, consensus, merge_decisions
+    from curation.review.queue import queue_frame
+    from curation.review.store import ReviewStore
+    from curation.versions import DECISION_COLUMNS
+
+    _, _, lay = _context(args)
+    queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
+    current = ReviewStore(lay.review_store).current()
+    existing = (
+        pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
+        if lay.decisions.exists()
+        else pd.DataFrame(columns=DECISION_COLUMNS)
+    )
+    ids = queue["id"].tolist()
+    merged = merge_decisions(existing, consensus(current, queue), ids)
+    every = annotations(current[current["sample_id"].isin(ids)], ids)
+    for frame, path in ((merged, lay.decisions), (every, lay.annotations)):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    counts = merged["decision"].value_counts().to_dict()
+    print(f"{lay.decisions}: {len(merged)} decisions {counts}; {lay.annotations}: {len(every)} from "
+          f"{every['labeler'].nunique()} labeler(s)")  # fmt: skip
+
+
+def cmd_review_agreement(args: argparse.Namespace) -> None:
+    """Agreement between labelers and blind labelers' accuracy per slice, from the annotations file."""
+    from curation.review.agreement import agreement_table
+    from curation.review.queue import queue_frame
+
+    params, _, lay = _context(args)
+    queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
+    notes = pd.read_csv(lay.annotations, dtype=str, keep_default_na=False)
+    current = notes.rename(columns={"id": "sample_id"}).assign(blind=notes["blind"] == "True")
+    table = agreement_table(current, queue, int(params["seed"]))
+    records = {r.pop("slice"): r for r in json.loads(table.to_json(orient="records"))}
+    write_json(lay.metrics / "review.json", records)
+    print(table.to_string(index=False))
+
+
+def cmd_review_ls_export(args: argparse.Namespace) -> None:
+    """Write the review queue as Label Studio tasks (JSON) and its labeling config (XML)."""
+    from curation.review.label_studio import labeling_config, tasks
+    from curation.review.queue import ReviewQueue
+
+    _, cfg, lay = _context(args)
+    queue = ReviewQueue.load(cfg, lay)
+    out = Path(args.out or lay.reviews / f"{args.dataset}.label-studio.json")
+    write_json(out, tasks(queue, args.document_root))
+    write_text(out.with_suffix(".xml"), labeling_config(queue.labels, queue.modality))
+    print(f"{out}: {len(queue)} tasks; labeling config {out.with_suffix('.xml')}")
+
+
+def cmd_review_ls_import(args: argparse.Namespace) -> None:
+    """Store the annotations of a Label Studio JSON export as decisions (then `curate review export`)."""
+    from curation.review.label_studio import read_annotations
+    from curation.review.queue import ReviewQueue
+    from curation.review.store import ReviewStore
+
+    _, cfg, lay = _context(args)
+    imported = read_annotations(read_json(args.file), ReviewQueue.load(cfg, lay))
+    store = ReviewStore(lay.review_store)
+    for d in imported.decisions:
+        store.decide(**d)
+    print(f"{args.file}: {len(imported.decisions)} decisions stored in {lay.review_store}")
+    for line in imported.skipped:
+        print(f"  skipped {line}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -551,7 +647,27 @@ def build_parser() -> argparse.ArgumentParser:
     add("build", cmd_build)
     add("compare-versions", cmd_compare_versions).add_argument("versions", nargs="+")
     add("show", cmd_show, dataset=False)
-    add("review-init", cmd_review_init)
+    review = sub.add_parser("review", help="labelers review the queue: a web page, exports, Label Studio")
+    rsub = review.add_subparsers(dest="review_command", required=True)
+
+    def add_review(name: str, func: Callable) -> argparse.ArgumentParser:
+        p = rsub.add_parser(name, help=(func.__doc__ or "").split("\n")[0])
+        p.add_argument("dataset", help="a data set named in params.yaml")
+        p.set_defaults(func=func)
+        return p
+
+    add_review("init", cmd_review_init)
+    serve = add_review("serve", cmd_review_serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", help="access token the page needs; 'auto' makes one and prints the link")
+    serve.add_argument("--blind", action="store_true", help="hide the proposed label (measures human-level)")
+    add_review("export", cmd_review_export)
+    add_review("agreement", cmd_review_agreement)
+    ls_export = add_review("ls-export", cmd_review_ls_export)
+    ls_export.add_argument("--out", help="tasks JSON path (default data/reviews/<dataset>.label-studio.json)")
+    ls_export.add_argument("--document-root", default=".", help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT")
+    add_review("ls-import", cmd_review_ls_import).add_argument("file", help="a Label Studio JSON export")
     return parser
 
 

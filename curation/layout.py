@@ -122,10 +122,25 @@ class Layout:
     def checklist_dir(self) -> Path:
         return self.base / "checklist"
 
+    # review: the store the web app writes, and the plain files `curate review export` makes from it
+    @property
+    def reviews(self) -> Path:
+        return self.data_root / "reviews"
+
     @property
     def decisions(self) -> Path:
-        """Labelers' decisions on the review queue: a git-tracked CSV that the build stage reads."""
-        return Path("reviews") / f"{self.dataset}.csv"
+        """One decision per reviewed sample: a git-tracked CSV that the build stage reads."""
+        return self.reviews / f"{self.dataset}.csv"
+
+    @property
+    def annotations(self) -> Path:
+        """Every labeler's current decision per sample (git-tracked): what agreement is measured on."""
+        return self.reviews / f"{self.dataset}.annotations.csv"
+
+    @property
+    def review_store(self) -> Path:
+        """The review app's SQLite store (not versioned: its export is)."""
+        return self.reviews / f"{self.dataset}.sqlite"
 
     @property
     def comparison(self) -> Path:

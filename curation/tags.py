@@ -119,7 +119,7 @@ def note_hashtags(note: str) -> list[str]:
 
 
 def note_tags(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """One tag per hashtag in the decisions' notes (`reviews/<ds>.csv`), set on every row whose id or
+    """One tag per hashtag in the decisions' notes (`data/reviews/<ds>.csv`), set on every row whose id or
     source_id is the decision's id (so a tag on an original sample also marks its stress-test copies)."""
     _require(decisions, ("id", "note"), "decisions")
     ids_by_tag: dict[str, set[str]] = {}

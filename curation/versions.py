@@ -1,6 +1,6 @@
 """Build a new dataset version: the parent's samples, the accepted candidates, and the labelers' decisions.
 
-Decisions come from a plain CSV (`reviews/<dataset>.csv`: id, decision, label, labeler, note) that a labeler
+Decisions come from a plain CSV (`data/reviews/<dataset>.csv`: id, decision, label, labeler, note) that a labeler
 edits and git versions. Every decision must name a sample in the review queue, which holds two kinds:
 - candidates (checklist verdict `review`): `accept` adds it with its proposed label, `relabel` adds it with
   the label given, `reject` and `unsure` leave it out;

@@ -105,11 +105,11 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
         "id,path,label,kind,target_slice,suggested\naug/a/00000,x.wav,1,candidate,condition=car,\n"
         "aug/a/00001,y.wav,0,candidate,condition=car,\nraw/7.wav,raw/7.wav,1,label_issue,,7\n"
     )
-    decisions = tmp_path / "reviews/speech.csv"
+    decisions = tmp_path / "data/reviews/speech.csv"
     decisions.parent.mkdir()
     decisions.write_text("id,decision,label,labeler,note\naug/a/00000,reject,1,ann,not a digit\n")
-    assert main(["review-init", "speech"]) == 0
-    assert main(["review-init", "speech"]) == 0
+    assert main(["review", "init", "speech"]) == 0
+    assert main(["review", "init", "speech"]) == 0
     lines = decisions.read_text().splitlines()
     assert lines == [
         "id,decision,label,labeler,note",

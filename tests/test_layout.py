@@ -62,5 +62,12 @@ def test_validate_reads_the_pinned_reference_profile():
 
 def test_build_reads_the_decisions_file_of_the_layout():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert "reviews/${key}.csv" in stages["build"]["do"]["deps"]
-    assert str(Layout("x").decisions) == "reviews/x.csv"
+    assert "data/reviews/${key}.csv" in stages["build"]["do"]["deps"]
+    assert str(Layout("x").decisions) == "data/reviews/x.csv"
+
+
+def test_review_stage_reads_the_annotations_and_writes_the_review_metrics():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["review"]
+    assert "data/reviews/${key}.annotations.csv" in stage["do"]["deps"]
+    assert str(Layout("x").annotations) == "data/reviews/x.annotations.csv"
+    assert _declared(stage, "x") == {str(Layout("x").metrics / "review.json")}

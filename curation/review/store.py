@@ -1,0 +1,164 @@
+"""The review store: every labeler's decisions, durable, in one SQLite file (WAL mode).
+
+A decision is a row that is never edited except to mark it undone; a labeler's current decision on a sample is
+their latest row that is not undone, so the full history (who decided what, when, and what they took back)
+stays in the file. Each write is one transaction committed with `synchronous=FULL`: once `decide` returns, the
+decision survives the server being killed. A client may send a `request_id` with a decision; sending the same
+one again (a retry after a lost answer) returns the stored row instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from curation.versions import DECISIONS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id TEXT NOT NULL,
+    labeler TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    label TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    blind INTEGER NOT NULL DEFAULT 0,
+    decided_at TEXT NOT NULL,
+    request_id TEXT UNIQUE,
+    undone_at TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_by_labeler ON decisions (labeler, seq);
+"""
+BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for another writer's transaction before giving up
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One stored decision (a row of the store)."""
+
+    seq: int
+    sample_id: str
+    labeler: str
+    decision: str
+    label: str
+    note: str
+    blind: bool
+    decided_at: str
+    request_id: str | None
+    undone_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Decision:
+        """A decision from its stored row (SQLite keeps `blind` as 0 / 1)."""
+        return cls(**(dict(row) | {"blind": bool(row["blind"])}))
+
+    def to_dict(self) -> dict[str, object]:
+        """The decision as plain JSON values."""
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class ReviewStore:
+    """Decisions of every labeler of one data set, in the SQLite file at `path` (created if absent).
+
+    Opens a connection per call, so one store serves a thread pool; SQLite serialises the writers.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            con.row_factory = sqlite3.Row
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so no deadlock on upgrade)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def decide(
+        self,
+        sample_id: str,
+        labeler: str,
+        decision: str,
+        label: str,
+        note: str = "",
+        blind: bool = False,
+        request_id: str | None = None,
+    ) -> Decision:
+        """Store one decision and return it; with a `request_id` already stored, return that row unchanged.
+
+        The caller checks the sample and the label against the queue (`ReviewQueue.check`); the store refuses
+        only what would make the file itself wrong: an unknown verb or an empty labeler."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision {decision!r} is not one of {DECISIONS}")
+        if not labeler.strip():
+            raise ValueError("a decision needs the labeler's name")
+        with self._write() as con:
+            if request_id is not None:
+                row = con.execute("SELECT * FROM decisions WHERE request_id = ?", (request_id,)).fetchone()
+                if row is not None:
+                    return Decision.from_row(row)
+            cur = con.execute(
+                "INSERT INTO decisions (sample_id, labeler, decision, label, note, blind, decided_at, request_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sample_id, labeler.strip(), decision, label, note, int(blind), _now(), request_id),
+            )
+            row = con.execute("SELECT * FROM decisions WHERE seq = ?", (cur.lastrowid,)).fetchone()
+        return Decision.from_row(row)
+
+    def undo(self, labeler: str) -> Decision | None:
+        """Take back the labeler's latest decision that is not undone yet (their previous one on that sample, if
+        any, becomes current again); None when there is nothing to undo."""
+        with self._write() as con:
+            row = con.execute(
+                "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq DESC LIMIT 1",
+                (labeler.strip(),),
+            ).fetchone()
+            if row is None:
+                return None
+            undone_at = _now()
+            con.execute("UPDATE decisions SET undone_at = ? WHERE seq = ?", (undone_at, row["seq"]))
+        return replace(Decision.from_row(row), undone_at=undone_at)
+
+    def history(self) -> pd.DataFrame:
+        """Every row ever stored, undone ones included, in the order they were made."""
+        with self._connect() as con:
+            rows = [dict(r) for r in con.execute("SELECT * FROM decisions ORDER BY seq")]
+        columns = list(Decision.__dataclass_fields__)
+        return pd.DataFrame(rows, columns=columns).astype({"blind": bool}) if rows else pd.DataFrame(columns=columns)
+
+    def current(self) -> pd.DataFrame:
+        """Each labeler's current decision per sample (their latest row not undone), ordered by sample and
+        labeler."""
+        hist = self.history()
+        live = hist[hist["undone_at"].isna()]
+        latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
+        return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
