@@ -200,7 +200,7 @@ function relabelByKey(key) {
 
 function onKey(e) {
   if (e.target.closest("input, textarea, select")) {
-    if (e.key === "Escape") e.target.blur();
+    if (e.key === "Escape" || (e.key === "Enter" && e.target.id === "labeler")) e.target.blur();
     return;
   }
   if (e.ctrlKey || e.metaKey || e.altKey || !state.item) return;
