@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = (
-    "curation", "augment", "examples", "dvc.yaml", "params.yaml", "reviews", "references", "pyproject.toml"
+    "curation", "augment", "examples", "dvc.yaml", "params.yaml", "data/reviews", "references", "pyproject.toml"
 )  # fmt: skip
 DEMO_STAGES = ("demo",)
 STAGES = (
@@ -34,6 +34,7 @@ STAGES = (
     "analyze",
     "augment",
     "filter",
+    "review",
     "build",
     "retrain",
     "reevaluate",
@@ -46,7 +47,7 @@ def copy_project(work: Path) -> None:
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite*"))
         else:
             shutil.copy2(src, work / name)
 

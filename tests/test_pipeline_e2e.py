@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from benchmarks.pipeline_times import STAGES, copy_project
+from curation.review.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -104,6 +105,35 @@ def test_error_analysis_outputs(project):
     assert {"data/digits/v1/plots/confusion.csv", "data/spoken_digits/v2/plots/slices.csv"} <= set(plots["data"])
 
 
+def test_review_decisions_flow_into_the_next_version(project):
+    """Decisions stored as the review app stores them, exported, then `dvc repro`: only what depends on the
+    review files reruns, and the new version's card and manifest show the decisions."""
+    queue = pd.read_csv(project / "data/spoken_digits/checklist/review_queue.csv", dtype=str, keep_default_na=False)
+    cands = queue[queue["kind"] == "candidate"]
+    assert len(cands) >= 3, "the reduced run queued too few candidates to review"
+    relabeled, rejected, accepted = cands["id"].iloc[:3]
+    other = next(x for x in map(str, range(10)) if x != cands["label"].iloc[0])
+    store = ReviewStore(project / "data/reviews/spoken_digits.sqlite")
+    for labeler in ("ann", "bo"):
+        store.decide(relabeled, labeler, "relabel", other)
+        store.decide(rejected, labeler, "reject", cands["label"].iloc[1])
+    store.decide(accepted, "ann", "accept", cands["label"].iloc[2], note="#clear")
+    run([str(BIN / "curate"), "review", "export", "spoken_digits"], project)
+    changed = set(json.loads(run([str(BIN / "dvc"), "status", "--json"], project)))
+    assert changed == {"evaluate@spoken_digits", "review@spoken_digits", "build@spoken_digits",
+                       "reevaluate@spoken_digits"}, changed  # fmt: skip
+    out = run([str(BIN / "dvc"), "repro"], project)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran <= {f"{s}@spoken_digits" for s in ("evaluate", "review", "build", "retrain", "reevaluate", "compare")}
+    card = json.loads((project / "metrics/spoken_digits/card_v2.json").read_text())
+    assert card["review"] | {"queued": None} == {"queued": None, "decided": 3, "added": 2, "relabeled": 1,
+                                                 "rejected": 1, "unsure": 0}  # fmt: skip
+    v2 = pd.read_parquet(project / "data/spoken_digits/v2/train.parquet").set_index("id")
+    assert rejected not in v2.index and (relabeled not in v2.index or v2.loc[relabeled, "label"] == other)
+    review = json.loads((project / "metrics/spoken_digits/review.json").read_text())
+    assert (review["all"]["pairs"], review["all"]["agreement"]) == (2, 1.0)
+
+
 def test_changing_a_checklist_param_reruns_only_what_depends_on_it(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["datasets"]["digits"]["checklist"]["clarity_accept"] = 0.7
@@ -129,7 +159,8 @@ def fsdd_project(tmp_path_factory) -> Path:
     fsdd["noise"]["manifest"] = str(SHARED / "noise" / "metadata.csv")
     params = reduce_params({"seed": 7, "datasets": {"fsdd": fsdd}})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / "reviews" / "fsdd.csv").write_text("id,decision,label,labeler,note\n")
+    (work / "data" / "reviews" / "fsdd.csv").write_text("id,decision,label,labeler,note\n")
+    (work / "data" / "reviews" / "fsdd.annotations.csv").write_text("id,labeler,decision,label,note,blind,decided_at\n")
     run(["git", "init", "-q"], work)
     run([str(BIN / "dvc"), "init", "-q"], work)
     run([str(BIN / "dvc"), "config", "core.analytics", "false"], work)

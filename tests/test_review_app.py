@@ -14,7 +14,7 @@ import pytest
 from curation.config import dataset_config, load_params
 from curation.layout import Layout
 from curation.review.app import HEADERS, create_app
-from curation.review.queue import ReviewQueue
+from curation.review.queue import ReviewError, ReviewQueue
 from curation.review.store import ReviewStore
 from tests.review_project import DATASET, EVIL, make_project, serving
 
@@ -229,3 +229,9 @@ def test_the_page_itself_holds_no_queue_data(project):
     with serving(app_for(project)) as base:
         status, _, page = call(base, "GET", "/")
     assert status == 200 and b"onerror" not in page and b'<script src="/static/app.js" defer></script>' in page
+
+
+def test_a_label_named_like_the_reject_or_unsure_choice_is_refused(project):
+    queue = project[0]
+    with pytest.raises(ReviewError, match=r"label\(s\) \(reject\) are reserved for the reject / unsure choices"):
+        ReviewQueue(queue.frame, ["0", "(reject)"], "audio", queue.roots)

@@ -18,6 +18,7 @@ import pandas as pd
 from curation.stats import ratio_ci
 
 ALL = "all"
+REJECTED = "(reject)"  # the outcome of a reject (parenthesised: no label of a set may be named so)
 AGREEMENT_COLUMNS = (
     "slice",
     "samples",
@@ -34,10 +35,10 @@ AGREEMENT_COLUMNS = (
 
 
 def outcome(decision: str, label: str) -> str | None:
-    """What a decision says the sample is: its label, `reject`, or None for `unsure`."""
+    """What a decision says the sample is: its label, REJECTED, or None for `unsure`."""
     if decision in ("accept", "relabel"):
         return label
-    return "reject" if decision == "reject" else None
+    return REJECTED if decision == "reject" else None
 
 
 def _pairs(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -72,4 +73,5 @@ def agreement_table(current: pd.DataFrame, queue: pd.DataFrame, seed: int) -> pd
         a = _interval(agree, clusters, seed)
         b = _interval(correct, blind["sample_id"].to_numpy(), seed)
         rows.append((name, part["sample_id"].nunique(), part["labeler"].nunique(), len(agree), *a, len(blind), *b))
-    return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
+    rates = [c for c in AGREEMENT_COLUMNS if c.startswith(("agreement", "blind_accuracy"))]
+    return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS)).astype(dict.fromkeys(rates, float))

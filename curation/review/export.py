@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from curation.review.agreement import outcome
+from curation.review.agreement import REJECTED, outcome
 from curation.versions import DECISION_COLUMNS
 
 ANNOTATION_COLUMNS = ("id", "labeler", "decision", "label", "note", "blind", "decided_at")
@@ -33,7 +33,7 @@ def _consensus_row(sid: str, g: pd.DataFrame, proposed: str) -> dict[str, str]:
     notes = "; ".join(f"{w}: {n}" for w, n in zip(g["labeler"], g["note"], strict=True) if n)
     if len(counts) and counts.iloc[0] * 2 > len(votes):
         winner = str(counts.index[0])
-        if winner == "reject":
+        if winner == REJECTED:
             decision, label = "reject", proposed
         else:
             decision, label = ("accept" if winner == proposed else "relabel"), winner

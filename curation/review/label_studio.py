@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-from curation.review.queue import ReviewError, ReviewQueue
+from curation.review.agreement import REJECTED
+from curation.review.queue import UNSURE_CHOICE, ReviewError, ReviewQueue
 
-REJECT, UNSURE = "(reject)", "(unsure)"
+REJECT, UNSURE = REJECTED, UNSURE_CHOICE
 FROM_NAME = "label"
 MEDIA_PREFIX = "/data/local-files/?d="
 
@@ -49,7 +50,7 @@ def labeling_config(labels: list[str], modality: str) -> str:
 
 def _local_url(path: str, document_root: Path) -> str:
     rel = os.path.relpath(Path(path).resolve(), document_root.resolve())
-    if rel.startswith(".."):
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
         raise ReviewError(f"{path}: outside the Label Studio document root {document_root}; pass another root")
     return MEDIA_PREFIX + quote(Path(rel).as_posix(), safe="/")
 

@@ -22,8 +22,10 @@ import pandas as pd
 from curation import manifest
 from curation.layout import Layout
 from curation.media import MediaError, resolve_inside
+from curation.review.agreement import REJECTED
 from curation.versions import DECISIONS, QUEUE_COLUMNS, flagged_issues
 
+UNSURE_CHOICE = "(unsure)"  # with REJECTED, a choice beside the labels (Label Studio): no label may be named so
 LABEL_BOOK_PER_CLASS = 3  # reference examples per class shown beside every sample
 CANDIDATE, LABEL_ISSUE = "candidate", "label_issue"
 
@@ -113,6 +115,9 @@ class ReviewQueue:
         if len(dup):
             raise ReviewError(f"review queue lists sample(s) twice: {', '.join(sorted(set(dup)))}")
         self.labels = [str(x) for x in labels]
+        reserved = sorted({REJECTED, UNSURE_CHOICE} & set(self.labels))
+        if reserved:
+            raise ReviewError(f"label(s) {', '.join(reserved)} are reserved for the reject / unsure choices")
         self.modality = modality
         self.roots = roots
         self.frame = queue_frame(queue)
