@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -168,7 +169,7 @@ def create_app(
     async def items(request: Request) -> Response:
         labeler = _labeler(request.query_params.get("labeler"))
         chosen = queue.select(request.query_params.get("slice") or None, request.query_params.get("reason") or None)
-        decided = mine(labeler)
+        decided = await run_in_threadpool(mine, labeler)
         ids = [queue.items[i]["id"] for i in chosen]
         return JSONResponse(
             {
@@ -186,7 +187,7 @@ def create_app(
         except ValueError:
             return _error("item index must be a number", 404)
         view = queue.view(index_, blind)
-        return JSONResponse(view | {"mine": mine(labeler).get(view["id"])})
+        return JSONResponse(view | {"mine": (await run_in_threadpool(mine, labeler)).get(view["id"])})
 
     async def decide(request: Request) -> Response:
         body = await _json_body(request)
@@ -198,7 +199,8 @@ def create_app(
             str(body.get("sample_id", "")), str(body.get("decision", "")), body.get("label"), blind
         )
         request_id = body.get("request_id")
-        stored = store.decide(
+        stored = await run_in_threadpool(
+            store.decide,
             str(body["sample_id"]),
             labeler,
             decision,
@@ -211,11 +213,11 @@ def create_app(
 
     async def undo(request: Request) -> Response:
         body = await _json_body(request)
-        undone = store.undo(_labeler(body.get("labeler")))
+        undone = await run_in_threadpool(store.undo, _labeler(body.get("labeler")))
         return JSONResponse({"undone": None if undone is None else undone.to_dict()})
 
     async def agreement(request: Request) -> Response:
-        table = agreement_table(store.current(), queue.frame, seed)
+        table = await run_in_threadpool(lambda: agreement_table(store.current(), queue.frame, seed))
         return JSONResponse({"slices": json.loads(table.to_json(orient="records"))})
 
     async def media(request: Request) -> Response:
@@ -229,7 +231,7 @@ def create_app(
         if request.query_params.get("view") == "spectrogram":
             if queue.modality != "audio":
                 return PlainTextResponse("not found", status_code=404)
-            return Response(spectrogram(path), media_type="image/png")
+            return Response(await run_in_threadpool(spectrogram, path), media_type="image/png")
         return FileResponse(path)
 
     async def review_error(request: Request, exc: Exception) -> Response:
