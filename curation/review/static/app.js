@@ -2,7 +2,7 @@
 // name is set as text (textContent / value), never parsed as HTML.
 "use strict";
 
-const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1 };
+const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1, busy: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -163,7 +163,8 @@ function nextUndecided() {
 }
 
 async function decide(decision, label = null) {
-  if (!state.item) return;
+  if (!state.item || state.busy) return;  // a key pressed twice before the next sample shows decides once
+  state.busy = true;
   try {
     const body = { labeler: state.labeler, sample_id: state.item.id, decision, label,
       note: $("note").value, request_id: requestId() };
@@ -176,10 +177,14 @@ async function decide(decision, label = null) {
     await show(nextUndecided());
   } catch (err) {
     say(err.message, true);
+  } finally {
+    state.busy = false;
   }
 }
 
 async function undo() {
+  if (state.busy) return;
+  state.busy = true;
   try {
     const data = await api("/api/undo", { labeler: state.labeler });
     if (!data.undone) { say("Nothing to undo"); return; }
@@ -188,6 +193,8 @@ async function undo() {
     await loadList(index);
   } catch (err) {
     say(err.message, true);
+  } finally {
+    state.busy = false;
   }
 }
 
