@@ -38,6 +38,7 @@ STAGES = (
     "build",
     "retrain",
     "reevaluate",
+    "card",
     "compare",
 )
 

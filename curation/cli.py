@@ -493,6 +493,39 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
         )
 
 
+CARD_PARAMS = {  # the params blocks that shape each version
+    "v1": ("validate", "split", "media", "train"),
+    "v2": ("validate", "split", "media", "train", "label_issues", "analyze", "augment", "checklist", "build"),
+}
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    """Write the version cards of v1 and v2 (JSON + Markdown): content hash, code revision, counts, changes
+    against the parent, params, and the test metrics of the model trained on each."""
+    from curation.cards import card_markdown, file_md5, git_revision, version_card
+
+    params, cfg, lay = _context(args)
+    revision = git_revision()
+    ready = read_json(lay.metrics / "readiness.json")
+    parents = {
+        "v1": (lay.split, {"parent": "validated listing", "seen": ready["seen"], "quarantined": ready["quarantined"]}),
+        "v2": (lay.train_set("v2"), read_json(lay.metrics / "card_v2.json")),
+    }
+    slice_columns = [c for c in cfg.get("slices") or [] if isinstance(c, str)]
+    cards = {}
+    for version, (path, changes) in parents.items():
+        shaping = {"seed": params["seed"], **{k: cfg.get(k) for k in CARD_PARAMS[version]}}
+        cards[version] = version_card(
+            dataset=args.dataset, version=version, manifest_df=manifest.read(path), content_md5=file_md5(path),
+            slice_columns=slice_columns, changes=changes, params=shaping,
+            metrics=read_json(lay.version_metrics(version))["test"],
+            training=read_json(lay.metrics / f"train_{version}.json"), revision=revision,
+        )  # fmt: skip
+        write_text(lay.card(version), card_markdown(cards[version]))
+    write_json(lay.cards, cards)
+    print(f"{args.dataset}: cards {', '.join(str(lay.card(v)) for v in cards)}; code {revision}")
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     """Print the comparison tables of every data set that has one."""
     params = load_params(args.params)
@@ -646,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("filter", cmd_filter)
     add("build", cmd_build)
     add("compare-versions", cmd_compare_versions).add_argument("versions", nargs="+")
+    add("card", cmd_card)
     add("show", cmd_show, dataset=False)
     review = sub.add_parser("review", help="labelers review the queue: a web page, exports, Label Studio")
     rsub = review.add_subparsers(dest="review_command", required=True)

@@ -122,6 +122,15 @@ class Layout:
     def checklist_dir(self) -> Path:
         return self.base / "checklist"
 
+    # version cards (the card stage, after the retrained model is evaluated)
+    def card(self, version: str) -> Path:
+        return self.version_dir(version) / "card.md"
+
+    @property
+    def cards(self) -> Path:
+        """Every version's card as JSON, by version."""
+        return self.metrics / "cards.json"
+
     # review: the store the web app writes, and the plain files `curate review export` makes from it
     @property
     def reviews(self) -> Path:
