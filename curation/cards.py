@@ -3,7 +3,7 @@
 One card per version (v1: the validated split; v2: the built version), as JSON (all cards of a data set in one
 metrics file) and Markdown beside the version. A card records the content hash DVC gives the version's
 manifest (the md5 of the file), the git revision of the code that made it (`+dirty` when tracked files had
-uncommitted changes), counts per split, class and slice value, what changed against its parent (quarantined
+uncommitted changes to the code), counts per split, class and slice value, what changed against its parent (quarantined
 by validation; added per target slice, removed, relabeled by review and label-issue decisions), the params
 that shaped it, and the test metrics of the model trained on it.
 """
@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 HEADLINE = ("accuracy", "ci_low", "ci_high", "n")  # per test slice, in the Markdown table
+CODE_PATHS = ("curation", "augment", "examples")  # the code a version depends on (dvc.lock and outputs change
+# while `dvc repro` runs, so they do not count as uncommitted code)
 
 
 def file_md5(path: str | os.PathLike[str]) -> str:
@@ -27,11 +29,12 @@ def file_md5(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(f, "md5").hexdigest()
 
 
-def git_revision(cwd: str | os.PathLike[str] = ".") -> str | None:
-    """The commit checked out in `cwd`, with `+dirty` when tracked files differ from it; None outside git."""
+def git_revision(cwd: str | os.PathLike[str] = ".", paths: tuple[str, ...] = CODE_PATHS) -> str | None:
+    """The commit checked out in `cwd`, with `+dirty` when tracked files under `paths` differ from it; None
+    outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=cwd,
                                capture_output=True, text=True, check=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -27,13 +27,16 @@ def _git(cwd: Path, *args: str) -> str:
 
 def test_git_revision_names_the_commit_and_marks_uncommitted_changes(tmp_path):
     _git(tmp_path, "init", "-q")
-    (tmp_path / "code.py").write_text("x = 1\n")
-    _git(tmp_path, "add", "code.py")
+    (tmp_path / "curation").mkdir()
+    (tmp_path / "curation" / "code.py").write_text("x = 1\n")
+    (tmp_path / "dvc.lock").write_text("stages: {}\n")
+    _git(tmp_path, "add", "curation/code.py", "dvc.lock")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
     head = _git(tmp_path, "rev-parse", "HEAD")
     (tmp_path / "untracked.txt").write_text("not part of the code")
+    (tmp_path / "dvc.lock").write_text("stages: {train: {}}\n")  # dvc repro rewrites it: not code
     assert git_revision(tmp_path) == head
-    (tmp_path / "code.py").write_text("x = 2\n")
+    (tmp_path / "curation" / "code.py").write_text("x = 2\n")
     assert git_revision(tmp_path) == head + "+dirty"
 
 
