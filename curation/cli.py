@@ -467,14 +467,20 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_compare_versions(args: argparse.Namespace) -> None:
     """Per-slice test accuracy of several versions of one data set, with paired intervals of the change."""
-    from curation.compare import CompareError, audit, compare_versions, plot_comparison, to_markdown
+    from curation.compare import (
+        CompareError,
+        audit,
+        compare_versions,
+        plot_comparison,
+        to_markdown,
+        version_labels,
+    )
 
     params, cfg, lay = _context(args)
     preds = {v: pd.read_parquet(lay.predictions(v, "test")) for v in args.versions}
     targets = [t["slice"] for t in read_json(lay.targets)]
     first = preds[args.versions[0]]
-    seen = set().union(*(set(p["label"].astype(str)) | set(p["pred"].astype(str)) for p in preds.values()))
-    labels = [str(x) for x in cfg.get("labels") or sorted(seen)]
+    labels = version_labels(preds, cfg.get("labels"))
     table = compare_versions(preds, slice_specs(cfg, first), params["seed"], labels, targets=targets)
     text = f"# {args.dataset}: test accuracy per slice\n\n" + to_markdown(table, args.versions)
     write_text(lay.comparison, text)
@@ -491,6 +497,77 @@ def cmd_compare_versions(args: argparse.Namespace) -> None:
             f"{args.dataset}: audit gate passed for {', '.join(gate['protected'])} "
             f"(tolerance {gate.get('tolerance', 0.0)})"
         )
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Compare a data set's versions at any git revisions, tags or DVC experiments on the same test samples.
+
+    REV[:VERSION], VERSION v1 (baseline) or v2 (curated, the default), read from the DVC cache: per-slice accuracy,
+    the paired change against the first version with its interval and McNemar p, sorted by the largest
+    significant change; Markdown, JSON and an HTML report in --out. The audit gate of params fails it (exit 2)
+    when a protected slice regresses significantly beyond the tolerance."""
+    from curation.compare import (
+        CompareError,
+        audit,
+        compare_versions,
+        rank_by_change,
+        regressions,
+        to_markdown,
+        version_labels,
+    )
+    from curation.compare_report import comparison_html
+    from curation.revisions import Revision, load_version, parse_ref
+
+    params, cfg, lay = _context(args)
+    refs = [parse_ref(text) for text in args.versions]
+    names = [r.name for r in refs]
+    if len(refs) < 2 or len(set(names)) < len(names):
+        raise CompareError(f"compare needs at least two different versions, got {', '.join(names)}")
+    gate = cfg.get("audit") or {}
+    protected, tolerance = [str(s) for s in gate.get("protected") or []], float(gate.get("tolerance", 0.0))
+    revisions: dict[str, Revision] = {}
+    try:
+        for ref in refs:
+            if ref.rev not in revisions:
+                revisions[ref.rev] = Revision(ref.rev)
+        versions = [load_version(revisions[r.rev], args.dataset, r.version, args.params) for r in refs]
+        preds = {v.ref.name: v.predictions for v in versions}
+        last = revisions[refs[-1].rev]  # the targets that shaped the last version
+        targets = [t["slice"] for t in last.read_json(lay.targets)] if last.exists(lay.targets) else []
+        labels = version_labels(preds, cfg.get("labels"))
+        specs = slice_specs(cfg, versions[0].predictions)
+        table = rank_by_change(compare_versions(preds, specs, params["seed"], labels, targets=targets), names)
+        failures = audit(table, names, protected, tolerance)
+        regressed = regressions(table, names, protected, tolerance)
+        page = comparison_html(
+            args.dataset, table, versions, labels, cfg["modality"], cfg["media"], last.sample_bytes,
+            protected=protected, regressed=regressed, failures=failures,
+        )  # fmt: skip
+    finally:
+        for revision in revisions.values():
+            revision.close()
+    commits = "".join(f"- {v.ref.name}: commit {v.commit}\n" for v in versions)
+    title = f"# {args.dataset}: test accuracy per slice, {' vs '.join(names)}\n\n{commits}\n"
+    text = title + to_markdown(table, names, protected, regressed)
+    out = Path(args.out or f"reports/compare-{args.dataset}")
+    write_text(out / "compare.md", text)
+    write_json(
+        out / "compare.json",
+        {
+            "dataset": args.dataset, "metric": "accuracy", "order": "largest significant change first",
+            "versions": [{"name": v.ref.name, "rev": v.ref.rev, "version": v.ref.version, "commit": v.commit,
+                          "params": v.params} for v in versions],
+            "audit": {"protected": protected, "tolerance": tolerance, "failures": failures},
+            "slices": table.to_dict("records"),
+        },
+    )  # fmt: skip
+    write_text(out / "report.html", page)
+    print(text)
+    print(f"{args.dataset}: {out / 'compare.md'}, {out / 'compare.json'}, {out / 'report.html'}")
+    if failures:
+        raise CompareError("audit gate failed:\n  " + "\n  ".join(failures))
+    if protected:
+        print(f"{args.dataset}: audit gate passed for {', '.join(protected)} (tolerance {tolerance})")
 
 
 CARD_PARAMS = {  # the params blocks that shape each version
@@ -679,6 +756,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("filter", cmd_filter)
     add("build", cmd_build)
     add("compare-versions", cmd_compare_versions).add_argument("versions", nargs="+")
+    compare = add("compare", cmd_compare)
+    compare.add_argument(
+        "versions",
+        nargs="+",
+        metavar="REV[:VERSION]",
+        help="git revision, tag or DVC experiment (:v1 the baseline, :v2 the curated version, the default); "
+        "the first is the reference",
+    )
+    compare.add_argument("--out", help="folder for compare.md, compare.json, report.html (reports/compare-DATASET)")
     add("card", cmd_card)
     add("show", cmd_show, dataset=False)
     review = sub.add_parser("review", help="labelers review the queue: a web page, exports, Label Studio")

@@ -143,7 +143,7 @@ def _short(name: str) -> str:
 # ------------------------------------------------------------------------------------------------- figures
 
 
-def _figure_uri(draw: Callable[[Any], Any]) -> str:
+def figure_uri(draw: Callable[[Any], Any]) -> str:
     """Run `draw(plt)` (it returns a figure) under pinned settings; the figure as a PNG data URI."""
     import matplotlib
 
@@ -219,7 +219,7 @@ def _accuracy_figure(rows: pd.DataFrame, targets: set[str], title: str) -> str:
         fig.tight_layout()
         return fig
 
-    return _figure_uri(draw)
+    return figure_uri(draw)
 
 
 def _confusion_matrix(confusion: pd.DataFrame, labels: list[str]) -> np.ndarray:
@@ -237,7 +237,7 @@ def _confusion_matrix(confusion: pd.DataFrame, labels: list[str]) -> np.ndarray:
     return cm
 
 
-def _confusion_figure(cm: np.ndarray, labels: list[str], title: str) -> str:
+def confusion_figure(cm: np.ndarray, labels: list[str], title: str) -> str:
     """Row-normalised colours (share of each true class), counts annotated for up to ANNOTATE_MAX classes."""
     c = len(labels)
     support = cm.sum(axis=1, keepdims=True)
@@ -273,7 +273,7 @@ def _confusion_figure(cm: np.ndarray, labels: list[str], title: str) -> str:
         fig.tight_layout()
         return fig
 
-    return _figure_uri(draw)
+    return figure_uri(draw)
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -513,7 +513,7 @@ def _part_section(key: str, anchor: str, part: ReportPart, labels: list[str], to
     cm = _confusion_matrix(part.confusion, labels)
     out.append(f'<h3 id="{anchor}-confusion">Confusion matrix</h3>')
     out.append(
-        f'<img src="{_confusion_figure(cm, labels, f"{key}: confusion matrix (all)")}" '
+        f'<img src="{confusion_figure(cm, labels, f"{key}: confusion matrix (all)")}" '
         f'alt="{name}: confusion matrix of all samples">'
     )
     counts = "counts in the cells (empty: none); " if len(labels) <= ANNOTATE_MAX else ""
