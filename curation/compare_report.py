@@ -38,6 +38,8 @@ STYLE = (
 .fail{background:#fbeaea;border-left:4px solid #c0392b;padding:.6rem 1rem}
 .pass{background:#eaf6ee;border-left:4px solid #2a8a4a;padding:.6rem 1rem}
 tr.protected td:first-child{font-weight:600}
+table.slices td:first-child{white-space:nowrap;max-width:none}
+.scroll{overflow-x:auto}
 td.regression{background:#f6caca}
 td.sig{font-weight:600}
 .sample{border:1px solid #ddd;border-radius:6px;padding:.4rem;width:200px;font-size:12px;overflow-wrap:anywhere}
@@ -62,7 +64,8 @@ def _slice_table(
 ) -> str:
     head = ["slice", "n", *(f"accuracy {v} [95% CI]" for v in names)]
     head += [f"Δ {v} vs {names[0]} [95% CI]" for v in names[1:]] + [f"McNemar p {v}" for v in names[1:]]
-    out = ["<table><thead><tr>", *(f"<th>{_esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    out = ['<div class="scroll"><table class="slices"><thead><tr>', *(f"<th>{_esc(h)}</th>" for h in head)]
+    out.append("</tr></thead><tbody>")
     for r in table.to_dict("records"):
         css = "protected" if r["slice"] in protected else ""
         name = ("* " if r["targeted"] else "") + r["slice"] + (" (protected)" if css else "")
@@ -75,7 +78,7 @@ def _slice_table(
             cells.append(f'<td class="{cell_css}">{delta}{mark}</td>')
         cells += [f'<td class="num">{r[f"p_{v}"]:.3g}</td>' for v in names[1:]]
         out.append(f'<tr class="{css}">' + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     out.append(
         '<p class="note">Sorted by the largest significant change. *: slice targeted by augmentation. !: significant '
         "change against the first version (McNemar p &lt; 0.05, clustered by source, and the paired bootstrap interval "
