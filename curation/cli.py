@@ -627,7 +627,9 @@ def cmd_review_init(args: argparse.Namespace) -> None:
     new = queue[~queue["id"].isin(current["id"])]
     # A label issue's label cell starts at the model's suggestion, so that `relabel` needs only the verb.
     proposed = new["suggested"].where(new["kind"] == "label_issue", new["label"])
-    rows = pd.DataFrame({"id": new["id"], "decision": "", "label": proposed, "labeler": "", "note": ""})
+    rows = pd.DataFrame({"id": new["id"], "decision": "", "label": proposed, "labeler": "", "note": "",
+                         "path": new["path"]})  # fmt: skip
+    current = current.reindex(columns=list(DECISION_COLUMNS), fill_value="")
     out = pd.concat([current, rows], ignore_index=True)[list(DECISION_COLUMNS)]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)

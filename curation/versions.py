@@ -1,12 +1,17 @@
 """Build a new dataset version: the parent's samples, the accepted candidates, and the labelers' decisions.
 
-Decisions come from a plain CSV (`data/reviews/<dataset>.csv`: id, decision, label, labeler, note) that a labeler
-edits and git versions. Every decision must name a sample in the review queue, which holds two kinds:
+Decisions come from a plain CSV (`data/reviews/<dataset>.csv`: id, decision, label, labeler, note, path) that
+`curate review export` writes (or a labeler edits) and git versions. Every decision must name a sample in the
+review queue, which holds two kinds:
 - candidates (checklist verdict `review`): `accept` adds it with its proposed label, `relabel` adds it with
   the label given, `reject` and `unsure` leave it out;
 - label issues (existing samples that confident learning flags, `is_issue`): `accept` and `unsure` keep the
   sample as labelled, `relabel` changes its label in the new version, `reject` drops it from the new version.
   Undecided flagged samples stay as they are.
+A decision that records the sample's `path` (exports and `review init` do) is stale when the queue no longer
+holds that id with that file: augmenting again (another budget, another seed) makes other candidates, and a
+candidate's file name is its content hash. Stale decisions are left out and listed on the version card; a
+decision without a path must name a queued sample, or the build stops naming it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 DECISIONS = ("accept", "relabel", "reject", "unsure")
-DECISION_COLUMNS = ("id", "decision", "label", "labeler", "note")
+DECISION_COLUMNS = ("id", "decision", "label", "labeler", "note", "path")
+OPTIONAL_DECISION_COLUMNS = ("path",)  # files written before paths were recorded still read
 QUEUE_COLUMNS = (
     "id",
     "path",
@@ -45,10 +51,31 @@ def read_decisions(path: str) -> pd.DataFrame:
     """The decisions CSV as strings (empty cells as empty strings); rows without a decision are ignored
     only if their decision cell is empty, which means 'not reviewed yet'."""
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in DECISION_COLUMNS if c not in df.columns]
+    missing = [c for c in DECISION_COLUMNS if c not in df.columns and c not in OPTIONAL_DECISION_COLUMNS]
     if missing:
         raise DecisionError(f"{path}: missing column(s) {', '.join(missing)}")
+    df = _with_optional_columns(df)
     return df[df["decision"].str.strip() != ""].reset_index(drop=True)
+
+
+def _with_optional_columns(decisions: pd.DataFrame) -> pd.DataFrame:
+    absent = [c for c in OPTIONAL_DECISION_COLUMNS if c not in decisions.columns]
+    return decisions.reindex(columns=[*decisions.columns, *absent], fill_value="")
+
+
+def split_stale(decisions: pd.DataFrame, queued_paths: Mapping[str, str]) -> tuple[pd.DataFrame, list[dict]]:
+    """(decisions that still apply, stale ones with the reason): a decision recording a path is stale when its
+    id is no longer queued, or is queued with another file (module docstring)."""
+    stale = []
+    for r in decisions.itertuples():
+        if not r.path:
+            continue
+        if r.id not in queued_paths:
+            stale.append({"id": r.id, "reason": "no longer in the review queue"})
+        elif queued_paths[r.id] != r.path:
+            stale.append({"id": r.id, "reason": f"queued with another file ({queued_paths[r.id]}, decided {r.path})"})
+    gone = {s["id"] for s in stale}
+    return decisions[~decisions["id"].isin(gone)].reset_index(drop=True), stale
 
 
 def check_decisions(decisions: pd.DataFrame, queue_ids: set[str], labels: list[str]) -> None:
@@ -214,6 +241,11 @@ def build_version(
     stale = sorted(flagged - set(parent["id"]))
     if stale:
         raise ValueError(f"label issue(s) name sample(s) not in the parent version: {', '.join(stale[:10])}")
+    queued_paths = {
+        **candidates[candidates["id"].isin(candidate_queue)].set_index("id")["path"].astype(str).to_dict(),
+        **parent[parent["id"].isin(flagged)].set_index("id")["path"].astype(str).to_dict(),
+    }
+    decisions, stale = split_stale(_with_optional_columns(decisions), queued_paths)
     check_decisions(decisions, candidate_queue | flagged, labels)
     accepted = set(verdict_of[verdict_of == "accept"].index)
     if allocation is not None:
@@ -256,6 +288,7 @@ def build_version(
             "relabeled": len(relabel),
             "rejected": int((decided["decision"] == "reject").sum()),
             "unsure": int((decided["decision"] == "unsure").sum()),
+            "stale": stale,
         },
         "label_issues": {"flagged": len(flagged), "decided": len(issue_decided)} | issue_record,
         "train_per_label": version[version["split"] == "train"]["label"].value_counts().sort_index().to_dict(),

@@ -112,10 +112,10 @@ def test_review_init_adds_queued_samples_once_and_keeps_decisions(tmp_path, monk
     assert main(["review", "init", "speech"]) == 0
     lines = decisions.read_text().splitlines()
     assert lines == [
-        "id,decision,label,labeler,note",
-        "aug/a/00000,reject,1,ann,not a digit",
-        "aug/a/00001,,0,,",
-        "raw/7.wav,,7,,",  # a label issue starts at the model's suggestion
+        "id,decision,label,labeler,note,path",
+        "aug/a/00000,reject,1,ann,not a digit,",  # written before paths were recorded: none
+        "aug/a/00001,,0,,,y.wav",
+        "raw/7.wav,,7,,,raw/7.wav",  # a label issue starts at the model's suggestion
     ]
     assert "2 samples added for review" in capsys.readouterr().out
 

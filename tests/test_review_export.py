@@ -58,7 +58,8 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 
 def row(sid, decision, label, labeler, note="") -> dict:
-    return {"id": sid, "decision": decision, "label": label, "labeler": labeler, "note": note}
+    return {"id": sid, "decision": decision, "label": label, "labeler": labeler, "note": note,
+            "path": f"data/{sid}.wav"}  # fmt: skip
 
 
 Q1 = queue(("q1", "1", "s"))

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from curation.versions import (
+    DECISION_COLUMNS,
     DecisionError,
     build_version,
     check_decisions,
@@ -69,6 +70,29 @@ def test_accepted_and_reviewed_candidates_join_the_version():
     assert added == {"c_acc": "0", "c_rev1": "1", "c_rev2": "0"}
     assert changes["added"] == 3 and changes["review"]["relabeled"] == 1 and changes["review"]["rejected"] == 1
     assert changes["train_per_label"] == {"0": 3, "1": 2}
+
+
+def test_a_decision_recording_a_file_no_longer_queued_is_stale_and_listed():
+    """Augmenting again makes other candidates: decisions on the old queue are left out, and said so."""
+    decisions = pd.DataFrame(
+        [["c_rev1", "relabel", "0", "ann", "", "c_rev1"],  # still queued with that file: applies
+         ["c_old", "accept", "1", "ann", "", "old.wav"],  # id gone from the queue
+         ["c_rev2", "accept", "1", "ann", "", "other.wav"]],  # id queued, but for another file
+        columns=list(DECISION_COLUMNS),
+    )  # fmt: skip
+    version, changes = build_version(_parent(), _candidates(), _verdicts(), decisions, LABELS)
+    assert changes["review"]["stale"] == [
+        {"id": "c_old", "reason": "no longer in the review queue"},
+        {"id": "c_rev2", "reason": "queued with another file (c_rev2, decided other.wav)"},
+    ]
+    assert (changes["review"]["decided"], changes["review"]["relabeled"]) == (1, 1)
+    assert "c_rev2" not in set(version["id"]) and _labels_of(version)["c_rev1"] == "0"
+
+
+def test_a_decision_without_a_path_must_name_a_queued_sample():
+    decisions = _decisions([["c_old", "accept", "1", "ann", ""]])
+    with pytest.raises(DecisionError, match="c_old: not in the review queue"):
+        build_version(_parent(), _candidates(), _verdicts(), decisions, LABELS)
 
 
 def test_decision_for_a_sample_not_in_the_queue_is_refused():
@@ -187,6 +211,7 @@ def test_issue_and_candidate_decisions_apply_side_by_side():
         "relabeled": 1,
         "rejected": 0,
         "unsure": 0,
+        "stale": [],
     }
     assert changes["label_issues"]["decided"] == 2
 

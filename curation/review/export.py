@@ -26,7 +26,7 @@ def annotations(current: pd.DataFrame, queue_ids: list[str]) -> pd.DataFrame:
     return out.sort_values(["_pos", "labeler"], kind="stable").drop(columns="_pos").reset_index(drop=True)
 
 
-def _consensus_row(sid: str, g: pd.DataFrame, proposed: str) -> dict[str, str]:
+def _consensus_row(sid: str, g: pd.DataFrame, proposed: str, path: str) -> dict[str, str]:
     votes = [o for o in (outcome(d, lab) for d, lab in zip(g["decision"], g["label"], strict=True)) if o is not None]
     counts = pd.Series(votes, dtype=object).value_counts()
     who = ";".join(g["labeler"])
@@ -42,15 +42,16 @@ def _consensus_row(sid: str, g: pd.DataFrame, proposed: str) -> dict[str, str]:
         if len(counts) > 1:
             split = ", ".join(f"{o} x{n}" for o, n in counts.items())
             notes = "; ".join(x for x in (f"labelers disagree ({split})", notes) if x)
-    return {"id": sid, "decision": decision, "label": label, "labeler": who, "note": notes}
+    return {"id": sid, "decision": decision, "label": label, "labeler": who, "note": notes, "path": path}
 
 
 def consensus(current: pd.DataFrame, queue: pd.DataFrame) -> pd.DataFrame:
-    """DECISION_COLUMNS, one row per decided sample of the queue (id, label: the proposed label), in queue
-    order."""
-    proposed = queue.set_index("id")["label"]
+    """DECISION_COLUMNS, one row per decided sample of the queue (id, label: the proposed label, path: the file
+    decided on, so that the build can tell a decision on another queue), in queue order."""
+    q = queue.set_index("id")
+    proposed, paths = q["label"], q["path"]
     rows = [
-        _consensus_row(sid, g.sort_values("labeler", kind="stable"), str(proposed[sid]))
+        _consensus_row(sid, g.sort_values("labeler", kind="stable"), str(proposed[sid]), str(paths[sid]))
         for sid, g in current.groupby("sample_id", sort=False)
         if sid in proposed.index
     ]
@@ -62,7 +63,7 @@ def consensus(current: pd.DataFrame, queue: pd.DataFrame) -> pd.DataFrame:
 def merge_decisions(existing: pd.DataFrame, new: pd.DataFrame, queue_ids: list[str]) -> pd.DataFrame:
     """The decisions file after an export: the store's rows, and the existing file's rows for other samples;
     queue order first, then samples no longer queued in their old order (the build names them as errors)."""
-    kept = existing[~existing["id"].isin(new["id"])]
+    kept = existing[~existing["id"].isin(new["id"])].reindex(columns=list(DECISION_COLUMNS), fill_value="")
     out = pd.concat([kept, new], ignore_index=True)[list(DECISION_COLUMNS)]
     order = {sid: i for i, sid in enumerate(queue_ids)}
     pos = out["id"].map(order).fillna(len(order)).astype(int)
