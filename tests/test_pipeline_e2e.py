@@ -129,7 +129,7 @@ def test_review_decisions_flow_into_the_next_version(project):
     assert ran <= {f"{s}@spoken_digits" for s in downstream}
     card = json.loads((project / "metrics/spoken_digits/card_v2.json").read_text())
     assert card["review"] | {"queued": None} == {"queued": None, "decided": 3, "added": 2, "relabeled": 1,
-                                                 "rejected": 1, "unsure": 0}  # fmt: skip
+                                                 "rejected": 1, "unsure": 0, "stale": []}  # fmt: skip
     v2 = pd.read_parquet(project / "data/spoken_digits/v2/train.parquet").set_index("id")
     assert rejected not in v2.index and (relabeled not in v2.index or v2.loc[relabeled, "label"] == other)
     review = json.loads((project / "metrics/spoken_digits/review.json").read_text())
