@@ -21,25 +21,37 @@ from tqdm import tqdm
 from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
 from curation import manifest
-from curation.conditions import augment_sample, file_name, load_sample, noise_pool, save_sample
+from curation.conditions import TRAIN_NOISE_POOL, augment_sample, file_name, load_sample, noise_pool, save_sample
 
-TRAIN_NOISE_POOL = "augment"
+__all__ = ["TRAIN_NOISE_POOL", "allocate_budget", "generate_candidates", "pick_sources"]
 
 
-def allocate_budget(priorities: dict[str, float], budget: int) -> dict[str, int]:
-    """Split `budget` among slices in proportion to priority (largest remainders, ties by name)."""
+def allocate_budget(priorities: dict[str, float], budget: int, min_share: float = 0.0) -> dict[str, int]:
+    """Split `budget` among slices in proportion to priority (largest remainders, ties by name).
+
+    With `min_share` > 0 every slice of positive priority first gets floor(min_share x budget), and the rest is
+    shared in proportion to priority: a slice far below its baseline but small in priority (e.g. a channel the
+    model half handles) is not left with a handful of samples. Slices of priority <= 0 get nothing either way.
+    Raises ValueError when the floors alone would exceed the budget (min_share x slices > 1).
+    """
     positive = {k: v for k, v in priorities.items() if v > 0}
     if budget < 0:
         raise ValueError(f"augment budget must be >= 0, got {budget}")
+    if not 0.0 <= min_share <= 1.0:
+        raise ValueError(f"augment min_share must be in [0, 1], got {min_share!r}")
+    if min_share * len(positive) > 1.0 + 1e-9:
+        raise ValueError(f"augment min_share {min_share} x {len(positive)} target slices exceeds the whole budget")
     if not positive:
         return {k: 0 for k in priorities}
+    floor = int(np.floor(min_share * budget))
+    rest = budget - floor * len(positive)
     total = sum(positive.values())
-    exact = {k: budget * v / total for k, v in positive.items()}
+    exact = {k: rest * v / total for k, v in positive.items()}
     counts = {k: int(np.floor(v)) for k, v in exact.items()}
-    left = budget - sum(counts.values())
+    left = rest - sum(counts.values())
     for k in sorted(exact, key=lambda k: (-(exact[k] - counts[k]), k))[:left]:
         counts[k] += 1
-    return {k: counts.get(k, 0) for k in priorities}
+    return {k: counts[k] + floor if k in counts else 0 for k in priorities}
 
 
 def pick_sources(train: pd.DataFrame, n: int, seed: int, target: str) -> list[str]:
@@ -95,12 +107,14 @@ def generate_candidates(
     path_root: Path | None = None,
     oversample: int = 1,
     workers: int = 1,
+    min_share: float = 0.0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Make the candidates for the targets that have a policy; return them and a plan that says what was done.
 
     `targets` are the analysis' rows ({"slice", "priority"}); slices without a policy get no budget and are
     listed in the plan as such, so that a user sees which weak slices the policies do not cover yet.
-    `budget` is the number of samples the new version may gain, shared by priority (the plan's `allocation`);
+    `budget` is the number of samples the new version may gain, shared by priority (the plan's `allocation`;
+    `min_share`: each target's guaranteed share, see `allocate_budget`);
     `oversample` candidates are made per budgeted sample, so that the checklist can keep the best of them
     (`versions.within_budget`). Files are written under `out_dir` and recorded under `path_root` (default
     `out_dir`). `workers` > 1 makes them in a process pool: every candidate's seed is derived from (seed,
@@ -113,7 +127,7 @@ def generate_candidates(
     train = split_df[split_df["split"] == "train"]
     covered = {t["slice"]: float(t["priority"]) for t in targets if t["slice"] in policies}
     uncovered = [t["slice"] for t in targets if t["slice"] not in policies]
-    allocation = allocate_budget(covered, budget)
+    allocation = allocate_budget(covered, budget, min_share)
     pool = None
     if modality == "audio" and len(noise):
         pool = noise_pool(noise, TRAIN_NOISE_POOL, media_cfg["sample_rate"])

@@ -400,6 +400,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
             path_root=lay.candidates_dir,
             oversample=int(a.get("oversample", 1)),
             workers=int(a.get("workers", 1)),
+            min_share=float(a.get("min_share", 0.0)),
         )
         manifest.write(cands, tmp / "candidates.parquet")
         write_json(tmp / "plan.json", plan)

@@ -144,3 +144,51 @@ def test_parallel_generation_gives_the_serial_bytes(tmp_path):
     assert serial["target_slice"].value_counts().to_dict() == {"condition=hum": 6, "condition=phone": 3}
     for rel in serial["path"].str.replace(str(tmp_path / "out"), "", regex=False):
         assert (tmp_path / f"serial{rel}").read_bytes() == (tmp_path / f"parallel{rel}").read_bytes()
+
+
+def test_min_share_gives_every_positive_slice_a_floor_and_shares_the_rest_by_priority():
+    # floor(0.1 x 100) = 10 for a and b; the other 80 by priority 6:1 -> 68.6 and 11.4 -> 69 and 11; c (0) gets 0
+    assert allocate_budget({"a": 0.6, "b": 0.1, "c": 0.0}, 100, min_share=0.1) == {"a": 79, "b": 21, "c": 0}
+    assert allocate_budget({"a": 0.6, "b": 0.1}, 100, min_share=0.0) == allocate_budget({"a": 0.6, "b": 0.1}, 100)
+    # floor(0.15 x 7) = 1 each; the remaining 4 by priority 2.4 / 0.8 / 0.8 -> 2, 1, 1 (largest remainders)
+    assert allocate_budget({"a": 3.0, "b": 1.0, "c": 1.0}, 7, min_share=0.15) == {"a": 3, "b": 2, "c": 2}
+    assert allocate_budget({"a": 1.0, "b": 1.0}, 10, min_share=0.5) == {"a": 5, "b": 5}
+
+
+def test_min_share_that_the_budget_cannot_pay_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="exceeds the whole budget"):
+        allocate_budget({"a": 1.0, "b": 1.0, "c": 1.0}, 100, min_share=0.4)
+    with pytest.raises(ValueError, match=r"min_share must be in \[0, 1\]"):
+        allocate_budget({"a": 1.0}, 100, min_share=-0.1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=4), st.floats(0.001, 1.0), min_size=1, max_size=6),
+    st.integers(0, 5000),
+    st.floats(0.0, 1.0),
+)
+def test_budget_with_a_min_share_is_spent_exactly_and_every_slice_gets_its_floor(priorities, budget, share):
+    share = min(share, 1.0 / len(priorities))
+    got = allocate_budget(priorities, budget, min_share=share)
+    assert sum(got.values()) == budget
+    assert min(got.values()) >= int(share * budget)
+
+
+def test_generate_candidates_passes_the_min_share_to_the_allocation(tmp_path):
+    from curation.candidates import generate_candidates
+
+    split = _tiny_split(tmp_path)
+    targets = [{"slice": "condition=dark", "priority": 0.9}, {"slice": "condition=blur", "priority": 0.01}]
+    policies = {
+        "condition=dark": [{"name": "RandomBrightnessContrast", "brightness_limit": [-0.3, 0.0], "p": 1.0}],
+        "condition=blur": [{"name": "GaussianBlur", "blur_limit": [3, 5], "p": 1.0}],
+    }
+    args = (split, pd.DataFrame(), targets, policies, 10, "image", {"channels": 1}, 11)
+    _, plain = generate_candidates(*args, tmp_path / "a")
+    cands, floored = generate_candidates(*args, tmp_path / "b", min_share=0.3)
+    assert plain["allocation"] == {"condition=dark": 10, "condition=blur": 0}
+    assert floored["allocation"] == {"condition=dark": 7, "condition=blur": 3}
+    assert cands["target_slice"].value_counts().to_dict() == {"condition=dark": 7, "condition=blur": 3}
