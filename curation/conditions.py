@@ -1,8 +1,10 @@
 """Evaluation sets with stress-test slices: each dev/test sample clean and under every named condition.
 
 A condition is an augmentation pipeline with fixed parameters (`params.yaml` `conditions`), e.g. car noise at
-exactly 5 dB SNR or a dark exposure. Dev conditions draw background noise from the `augment` pool, test
-conditions only from the `test` pool, so no test noise is ever seen by training or augmentation.
+exactly 5 dB SNR or a dark exposure. Test conditions draw background noise only from the `test` pool, so no
+test noise is ever seen by training or augmentation. Dev conditions draw from the `dev` pool when the noise
+table has one (`hold_out_dev_noise` carves it out of the `augment` pool), else from the `augment` pool: then
+dev measures the model on the very clips augmentation mixes in, and over-rates what targeted noise achieved.
 """
 
 from __future__ import annotations
@@ -17,11 +19,52 @@ from tqdm import tqdm
 
 from augment.noise import NoiseClip, NoisePool
 from augment.pipeline import Pipeline, build_pipeline
-from augment.rng import derive_seed
+from augment.rng import derive_seed, generator
 from curation import manifest, media
 
-NOISE_POOL_FOR_PART = {"dev": "augment", "test": "test"}
+NOISE_POOL_FOR_PART = {"dev": "augment", "test": "test"}  # dev: unless the table holds a DEV_NOISE_POOL
+DEV_NOISE_POOL = "dev"
 CLEAN = "clean"
+TRAIN_NOISE_POOL = "augment"  # the pool augmentation mixes in (curation.candidates)
+
+
+def hold_out_dev_noise(
+    noise: pd.DataFrame, fraction: float, seed: int, within: str = "group", cluster: str | None = None
+) -> pd.DataFrame:
+    """The noise table with a seeded share of the `augment` pool moved to pool `dev` (a copy).
+
+    Within each value of the column `within` (the group, or a finer kind such as ESC-50's category, so that
+    every kind is heard on both sides), round(fraction x n) of its n clusters, at least 1 and at most n - 1, go
+    to dev. A cluster is a value of the column `cluster` (e.g. the recording clips were cut from: two cuts of
+    one recording are nearly the same noise) or, without one, a single clip. The draw is made from a generator
+    seeded by (seed, the `within` value) over the sorted cluster names, so it does not depend on row order.
+    Raises ValueError when the fraction is outside (0, 1), a column is missing, or some value of `within` has
+    fewer than 2 augment clusters (it cannot be heard on both sides).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the dev share of the augment noise must be in (0, 1), got {fraction!r}")
+    missing = [c for c in ("id", "pool", within, cluster) if c is not None and c not in noise.columns]
+    if missing:
+        raise ValueError(f"the noise table lacks column(s) {missing}")
+    in_augment = (noise["pool"] == TRAIN_NOISE_POOL).to_numpy()
+    keys = (noise[cluster] if cluster else noise["id"]).astype(str).to_numpy()
+    to_dev: set[str] = set()
+    for kind, rows in pd.Series(np.flatnonzero(in_augment)).groupby(noise[within].to_numpy()[in_augment]):
+        clusters = sorted(set(keys[rows.to_numpy()]))
+        if len(clusters) < 2:
+            raise ValueError(f"noise {within} {kind!r} has {len(clusters)} augment cluster(s): need 2 to hold one out")
+        n_dev = min(max(round(fraction * len(clusters)), 1), len(clusters) - 1)
+        chosen = generator(seed, "dev noise", kind).choice(len(clusters), size=n_dev, replace=False)
+        to_dev |= {clusters[k] for k in chosen}
+    moved = in_augment & np.isin(keys, sorted(to_dev))
+    return noise.assign(pool=np.where(moved, DEV_NOISE_POOL, noise["pool"].to_numpy()))
+
+
+def noise_pool_for(noise: pd.DataFrame, part: str) -> str:
+    """The pool a part's conditions draw noise from: `test` for test; for dev, `dev` when the table has one."""
+    if part == "dev" and len(noise) and (noise["pool"] == DEV_NOISE_POOL).any():
+        return DEV_NOISE_POOL
+    return NOISE_POOL_FOR_PART[part]
 
 
 def noise_pool(noise: pd.DataFrame, pool: str, sample_rate: int) -> NoisePool:
@@ -98,7 +141,7 @@ def build_eval_set(
     base = split_df[split_df["split"] == part].sort_values("id").reset_index(drop=True)
     pool = None
     if modality == "audio" and len(noise):
-        pool = noise_pool(noise, NOISE_POOL_FOR_PART[part], media_cfg["sample_rate"])
+        pool = noise_pool(noise, noise_pool_for(noise, part), media_cfg["sample_rate"])
     pipelines = build_pipelines(conditions, modality, media_cfg, pool)
     clean = base.assign(condition=CLEAN, source_id=base["id"], augment_params="")
     rows = [clean]
