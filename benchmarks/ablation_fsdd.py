@@ -1,12 +1,18 @@
 """Ablation on real speech: does targeting earn its place, and does the checklist? (issue 5)
 
-Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--budget 2400]
-    [--oversample 2] [--work DIR] [--out FILE.json]
+Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
+    [--arms a,b,c,d,d/2,d~] [--budget 2400] [--oversample 2] [--dev-noise 0.25] [--min-share S]
+    [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
-(300) as dev (model selection, and the error analysis that picks the targets: dev conditions mix noise of
-pool=augment), indices 0-4 (300) as test, clean and under every condition of examples/fsdd.params.yaml with
-noise of pool=test only. Media, train settings, conditions, policies, analysis and checklist thresholds are the
-example's. The test set is built once (the params' root seed); every arm of a seed trains with the same recipe.
+(300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
+clean and under every condition of examples/fsdd.params.yaml with noise of pool=test only. Dev conditions mix
+held-out noise: `--dev-noise` of each ESC-50 category's pool=augment recordings (both cuts of a recording
+together; `conditions.hold_out_dev_noise`) leave the augment pool for dev, so that dev does not measure the
+model on the very clips the candidates mix in (which over-rated targeted noise); 0 restores the old dev.
+Media, train settings, conditions, policies, analysis, the budget's `min_share` (overridden by `--min-share`)
+and checklist thresholds are the example's. The test set is built once (the params' root seed); every arm of a
+seed trains with the same recipe. `--arms` runs a subset (quick probes; (a) always runs, it is the current
+model), `--first-seed` shifts the seeds.
 
 Per seed (it seeds the network's initialisation and shuffling, and every candidate's draw):
  (a) none: the clean training clips only; this model is also the "current model" the targets and the checklist
@@ -47,7 +53,7 @@ from benchmarks.common import ROOT, SHARED, example_block
 from curation.analysis import error_table, top_targets
 from curation.candidates import allocate_budget, generate_candidates
 from curation.checklist import model_predictor, score_candidates, verdicts
-from curation.conditions import CLEAN, build_eval_set, load_sample
+from curation.conditions import CLEAN, build_eval_set, hold_out_dev_noise, load_sample
 from curation.features import load_inputs
 from curation.io import write_json
 from curation.metrics import evaluate_slices
@@ -62,6 +68,7 @@ RANDOM = "random"
 # Issue 5's bar for arm (d): mean of the seeds at least this on the slice.
 BAR = {"condition=machine_0db": 0.85, "condition=machine_5db": 0.93, "condition=human_5db": 0.93,
        "condition=weather_5db": 0.93, "condition=telephone": 0.98, "condition=clean": 0.99}  # fmt: skip
+DEV_NOISE_SHARE = 0.25  # share of each ESC-50 category's augment recordings held out for the dev conditions
 NON_INFERIORITY = 0.02  # "(d/2) matches (c)": the interval of (d/2) - (c) lies above -0.02
 
 
@@ -83,13 +90,15 @@ def noise_frame() -> pd.DataFrame:
 
 def untargeted_policy(policies: Mapping[str, list[dict]]) -> list[dict]:
     """One pipeline of every transform the policies use, each applied with the share of policies that use it:
-    ranges widened to cover all of them, noise groups pooled. Blind augmentation from the same transforms."""
+    ranges widened to cover all of them, noise groups pooled (a transform a policy uses twice, e.g. two layers of
+    noise, becomes one entry and counts once for that policy). Blind augmentation from the same transforms."""
     merged: dict[str, dict[str, Any]] = {}
     uses: dict[str, int] = {}
     for spec in policies.values():
+        for name in {entry["name"] for entry in spec}:
+            uses[name] = uses.get(name, 0) + 1
         for entry in spec:
             name, args = entry["name"], {k: v for k, v in entry.items() if k not in ("name", "p")}
-            uses[name] = uses.get(name, 0) + 1
             into = merged.setdefault(name, dict(args))
             for key, value in args.items():
                 if key.startswith("min_"):
@@ -104,15 +113,19 @@ def untargeted_policy(policies: Mapping[str, list[dict]]) -> list[dict]:
 class Experiment:
     """The data, the fixed evaluation sets and the recipe shared by every arm and seed."""
 
-    def __init__(self, work: Path, budget: int, oversample: int) -> None:
+    def __init__(self, work: Path, budget: int, oversample: int, dev_noise: float, min_share: float | None) -> None:
         self.block = example_block("fsdd")
         self.work, self.budget, self.oversample = work, budget, oversample
+        self.min_share = float(self.block["augment"].get("min_share", 0.0)) if min_share is None else min_share
         self.labels = [str(x) for x in self.block["labels"]]
         self.media = self.block["media"]
         self.media_cfg = {"audio": self.media}
         self.root_seed = int(yaml.safe_load((ROOT / "params.yaml").read_text())["seed"])
         self.split = split_frame()
         self.noise = noise_frame()
+        if dev_noise > 0:  # dev conditions then mix noise that no candidate contains
+            self.noise = hold_out_dev_noise(self.noise, dev_noise, self.root_seed, within="category",
+                                            cluster="src_file")  # fmt: skip
         self.train = self.split[self.split["split"] == "train"]
         sets = {}
         for part in ("dev", "test"):
@@ -159,11 +172,16 @@ class Experiment:
         by_slice = errors.set_index("slice")["priority"]
         return [{"slice": s, "priority": float(by_slice[s])} for s in chosen]
 
+    def allocation(self, priorities: dict[str, float], budget: int) -> dict[str, int]:
+        """Each target slice's share of `budget` (the augment stage's `allocate_budget`)."""
+        return allocate_budget(priorities, budget, self.min_share)
+
     def candidates(self, targets: list[dict], policies: dict, budget: int, oversample: int, seed: int,
                    name: str) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
         """Candidates written under the work folder (the augment stage)."""
         return generate_candidates(self.split, self.noise, targets, policies, budget, "audio", self.media, seed,
-                                   self.work / f"seed{seed}" / name, oversample=oversample)  # fmt: skip
+                                   self.work / f"seed{seed}" / name, oversample=oversample,
+                                   min_share=self.min_share)  # fmt: skip
 
     def judge(self, cands: pd.DataFrame, model: torch.nn.Module) -> pd.DataFrame:
         """The filter stage: checklist scores and verdicts of the candidates under the current model."""
@@ -174,8 +192,9 @@ class Experiment:
         return verdicts(scores, self.block["checklist"])
 
 
-def run_seed(exp: Experiment, seed: int) -> dict[str, Any]:
-    """Every arm for one seed: per arm the test correctness (in the test frame's row order) and a record."""
+def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[str, Any]:
+    """The chosen arms for one seed (arm (a) always: it is the current model): per arm the test correctness (in
+    the test frame's row order) and a record."""
     out: dict[str, Any] = {}
 
     def record(arm: str, model: torch.nn.Module, info: dict[str, Any]) -> None:
@@ -188,13 +207,19 @@ def run_seed(exp: Experiment, seed: int) -> dict[str, Any]:
     current, info = exp.fit(exp.train.iloc[:0], seed)
     record("a", current, info)
     policies = exp.block["augment"]["policies"]
-    blind = {RANDOM: untargeted_policy(policies)}
-    random_cands, _ = exp.candidates([{"slice": RANDOM, "priority": 1.0}], blind, exp.budget, 1, seed, "b")
-    record("b", *exp.fit(random_cands, seed))
+    if "b" in arms:
+        blind = {RANDOM: untargeted_policy(policies)}
+        random_cands, _ = exp.candidates([{"slice": RANDOM, "priority": 1.0}], blind, exp.budget, 1, seed, "b")
+        record("b", *exp.fit(random_cands, seed))
     targets = exp.priorities(current, seed)
     pool, plan = exp.candidates(targets, policies, exp.budget, exp.oversample, seed, "targeted")
-    first = pool.groupby("target_slice", sort=False).cumcount() < pool["target_slice"].map(plan["allocation"])
-    record("c", *exp.fit(pool[first], seed))
+    out["plan"] = plan | {"targets": targets}
+    if "c" in arms:
+        first = pool.groupby("target_slice", sort=False).cumcount() < pool["target_slice"].map(plan["allocation"])
+        record("c", *exp.fit(pool[first], seed))
+    checked = [arm for arm in ("d", "d/2", "d~") if arm in arms]
+    if not checked:
+        return out
     start = time.perf_counter()
     judged = exp.judge(pool, current)
     scoring_s = time.perf_counter() - start
@@ -206,19 +231,22 @@ def run_seed(exp: Experiment, seed: int) -> dict[str, Any]:
     unranked = judged.assign(weakness=generator(seed, "ablation", "unranked").random(len(judged)))
     for arm, budget, table in (("d", exp.budget, judged), ("d/2", exp.budget // 2, judged),
                                ("d~", exp.budget, unranked)):  # fmt: skip
-        paid = within_budget(table, allocate_budget(priorities, budget))
+        if arm not in checked:
+            continue
+        paid = within_budget(table, exp.allocation(priorities, budget))
         model, info = exp.fit(pool[pool["id"].isin(judged.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})
-    out["plan"] = plan | {"targets": targets, "verdicts": {s: r.to_dict() for s, r in counts.iterrows()}}
+    out["plan"]["verdicts"] = {s: r.to_dict() for s, r in counts.iterrows()}
     return out
 
 
-def seed_mean_table(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int) -> pd.DataFrame:
+def seed_mean_table(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int,
+                    arms: tuple[str, ...] = ARMS) -> pd.DataFrame:  # fmt: skip
     """Per arm and test slice: the mean accuracy over seeds, its cluster-bootstrap interval and the seeds'
     range. The per-clip value is the share of seeds that got the clip right, so the interval is the one of the
     seed mean; clips of one recording (its conditions) are resampled together."""
     rows = []
-    for arm in ARMS:
+    for arm in arms:
         hits = np.array([runs[s][arm]["correct"] for s in sorted(runs)], dtype=float)  # (seeds, rows)
         for cond in [CLEAN, *sorted(set(test["condition"]) - {CLEAN})]:
             mask = (test["condition"] == cond).to_numpy()
@@ -237,20 +265,26 @@ def paired(test: pd.DataFrame, runs: dict[int, dict[str, Any]], a: str, b: str, 
     return ratio_ci(diff[mask], test.loc[mask, "source_id"].to_numpy(), seed)
 
 
-def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int) -> dict[str, Any]:
-    """Print the per-slice table, the bar for (d) and the checklist's test; return them."""
-    table = seed_mean_table(test, runs, seed)
+def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int,
+           arms: tuple[str, ...] = ARMS) -> dict[str, Any]:  # fmt: skip
+    """Print the per-slice table, the bar for (d) and the checklist's test (for the arms run); return them."""
+    table = seed_mean_table(test, runs, seed, arms)
     print(f"\n## test accuracy per slice, mean of {len(runs)} seeds [95% interval] (seeds' range)\n")
-    print("| slice | " + " | ".join(f"({a})" for a in ARMS) + " |")
-    print("|---" * (len(ARMS) + 1) + "|")
+    print("| slice | " + " | ".join(f"({a})" for a in arms) + " |")
+    print("|---" * (len(arms) + 1) + "|")
     for slice_name, rows in table.groupby("slice", sort=False):
         cells = [f"{r.accuracy:.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}] ({r.seed_min:.2f}-{r.seed_max:.2f})"
                  for r in rows.itertuples()]  # fmt: skip
         print(f"| {slice_name} | " + " | ".join(cells) + " |")
-    d = table[table["arm"] == "d"].set_index("slice")["accuracy"]
-    bar = {s: {"need": need, "got": float(d[s]), "met": bool(d[s] >= need)} for s, need in BAR.items() if s in d}
-    print("\nbar for (d): " + "; ".join(f"{s} {v['got']:.3f} >= {v['need']} {'met' if v['met'] else 'NOT met'}"
-                                        for s, v in bar.items()))  # fmt: skip
+    out: dict[str, Any] = {"table": table.to_dict("records")}
+    if "d" in arms:
+        d = table[table["arm"] == "d"].set_index("slice")["accuracy"]
+        bar = {s: {"need": need, "got": float(d[s]), "met": bool(d[s] >= need)} for s, need in BAR.items() if s in d}
+        print("\nbar for (d): " + "; ".join(f"{s} {v['got']:.3f} >= {v['need']} {'met' if v['met'] else 'NOT met'}"
+                                            for s, v in bar.items()))  # fmt: skip
+        out["bar"] = bar
+    if not {"c", "d", "d/2"} <= set(arms):
+        return out
     c = table[(table["arm"] == "c") & (table["slice"] != "condition=clean")]
     weakest = str(c.loc[c["accuracy"].idxmin(), "slice"])
     full = paired(test, runs, "c", "d", weakest, seed)
@@ -260,31 +294,52 @@ def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int) -> di
           f"{full[2]:+.3f}] ({'beats' if beats else 'does not beat'} (c) beyond the interval); (d/2) - (c) = "
           f"{half[0]:+.3f} [{half[1]:+.3f}, {half[2]:+.3f}] ({'matches' if matches else 'does not match'} (c) "
           f"within {NON_INFERIORITY})")  # fmt: skip
-    return {"table": table.to_dict("records"), "bar": bar, "weakest": weakest,
-            "d_minus_c": full, "d_half_minus_c": half, "checklist_earns_place": bool(beats or matches)}  # fmt: skip
+    return out | {"weakest": weakest, "d_minus_c": full, "d_half_minus_c": half,
+                  "checklist_earns_place": bool(beats or matches)}  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are the params' seed + first-seed + k")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the arms ((a) always runs)")
     parser.add_argument("--budget", type=int, default=2400, help="samples added by arms (b), (c), (d)")
     parser.add_argument("--oversample", type=int, default=2, help="candidates per budgeted sample for (d)")
+    parser.add_argument(
+        "--dev-noise",
+        type=float,
+        default=DEV_NOISE_SHARE,
+        help="share of the augment noise held out for dev conditions (0: dev mixes augment noise)",
+    )
+    parser.add_argument(
+        "--min-share",
+        type=float,
+        default=None,
+        help="each target's guaranteed budget share (default: the example's augment.min_share)",
+    )
     parser.add_argument("--work", type=Path, default=None, help="keep the generated files in this folder")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    arms = tuple(a for a in ARMS if a == "a" or a in args.arms.split(","))
+    unknown = sorted(set(args.arms.split(",")) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
     if not (FSDD / "metadata.csv").is_file() or not (NOISE / "metadata.csv").is_file():
         print(f"FSDD / ESC-50 not found under {SHARED}: nothing to measure")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         start = time.perf_counter()
-        exp = Experiment(work, args.budget, args.oversample)
-        print(f"data: {len(exp.train)} train, {len(exp.dev)} dev, {len(exp.test)} test rows "
+        exp = Experiment(work, args.budget, args.oversample, args.dev_noise, args.min_share)
+        print(f"data: {len(exp.train)} train, {len(exp.dev)} dev, {len(exp.test)} test rows; dev noise "
+              f"{'held out' if args.dev_noise else 'from the augment pool'}, min share {exp.min_share} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-        runs = {seed: run_seed(exp, seed) for seed in (exp.root_seed + k for k in range(args.seeds))}
-        summary = report(exp.test, runs, exp.root_seed)
+        seeds = [exp.root_seed + args.first_seed + k for k in range(args.seeds)]
+        runs = {seed: run_seed(exp, seed, arms) for seed in seeds}
+        summary = report(exp.test, runs, exp.root_seed, arms)
         if args.out:
-            write_json(args.out, {"budget": args.budget, "oversample": args.oversample, "runs": runs} | summary)
+            write_json(args.out, {"budget": args.budget, "oversample": args.oversample, "dev_noise": args.dev_noise,
+                                  "min_share": exp.min_share, "runs": runs} | summary)  # fmt: skip
     return 0
 
 

@@ -1,0 +1,40 @@
+"""The ablation benchmark's pure parts: the blind policy and the report for a subset of arms."""
+
+import pandas as pd
+
+from benchmarks.ablation_fsdd import report, untargeted_policy
+
+
+def test_blind_policy_widens_ranges_pools_groups_and_counts_a_doubled_transform_once_per_policy():
+    policies = {
+        "condition=a": [
+            {"name": "BackgroundNoise", "groups": ["machine"], "min_snr_db": 6, "max_snr_db": 15, "p": 0.5},
+            {"name": "BackgroundNoise", "groups": ["machine"], "min_snr_db": -6, "max_snr_db": 6},
+        ],
+        "condition=b": [{"name": "BackgroundNoise", "groups": ["human"], "min_snr_db": -3, "max_snr_db": 12}],
+        "condition=c": [{"name": "Telephone", "low_hz": 300, "high_hz": 3400, "mu_law_bits": 8}],
+        "condition=d": [{"name": "Telephone", "low_hz": 300, "high_hz": 3400, "mu_law_bits": 8}],
+    }
+    assert untargeted_policy(policies) == [
+        {"name": "BackgroundNoise", "groups": ["human", "machine"], "min_snr_db": -6, "max_snr_db": 15, "p": 0.5},
+        {"name": "Telephone", "low_hz": 300, "high_hz": 3400, "mu_law_bits": 8, "p": 0.5},
+    ]
+
+
+def test_report_of_a_subset_of_arms_gives_the_table_and_the_bar_without_the_checklist_test(capsys):
+    test = pd.DataFrame(
+        {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
+    )
+    runs = {
+        1: {"a": {"correct": [1, 0, 1, 0, 1, 0, 1, 1]}, "d": {"correct": [1, 1, 1, 1, 1, 1, 1, 0]}},
+        2: {"a": {"correct": [1, 0, 1, 0, 1, 0, 1, 0]}, "d": {"correct": [1, 1, 1, 1, 1, 1, 1, 1]}},
+    }
+    out = report(test, runs, seed=0, arms=("a", "d"))
+    table = pd.DataFrame(out["table"]).set_index(["arm", "slice"])
+    assert table.loc[("a", "condition=machine_0db"), "accuracy"] == 0.125
+    assert table.loc[("d", "condition=machine_0db"), ["seed_min", "seed_max"]].tolist() == [0.75, 1.0]
+    assert out["bar"] == {
+        "condition=machine_0db": {"need": 0.85, "got": 0.875, "met": True},
+        "condition=clean": {"need": 0.99, "got": 1.0, "met": True},
+    }
+    assert "weakest" not in out and "checklist" not in capsys.readouterr().out
