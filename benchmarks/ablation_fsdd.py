@@ -1,7 +1,7 @@
 """Ablation on real speech: does targeting earn its place, and does the checklist? (issue 5)
 
 Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
-    [--arms a,b,c,d,d/2,d~] [--budget 2400] [--oversample 2] [--dev-noise 0.25] [--min-share S]
+    [--arms a,b,c,d,d/2,d~] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
     [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
 (300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
@@ -24,7 +24,9 @@ Per seed (it seeds the network's initialisation and shuffling, and every candida
      all kept;
  (d) targeted + checklist: `oversample` x `budget` candidates drawn the same way ((c)'s are among them), scored
      by the current model; the accepted ones, hardest first, up to each slice's share of the budget (the
-     review band is left out: no labeler here);
+     review band is left out: no labeler here). `oversample` (the example's `augment.oversample`) must leave
+     each slice enough accepted candidates to fill its share, or (d) adds fewer samples than (c): the run
+     prints and records each arm's `short_of_budget`;
  (d/2): (d) with half the budget;
  (d~): (d)'s checklist verdicts without its ranking: the accepted ones drawn at random up to each slice's share
      (separates what the filter does from what choosing the hardest does).
@@ -113,9 +115,12 @@ def untargeted_policy(policies: Mapping[str, list[dict]]) -> list[dict]:
 class Experiment:
     """The data, the fixed evaluation sets and the recipe shared by every arm and seed."""
 
-    def __init__(self, work: Path, budget: int, oversample: int, dev_noise: float, min_share: float | None) -> None:
+    def __init__(
+        self, work: Path, budget: int, oversample: int | None, dev_noise: float, min_share: float | None
+    ) -> None:
         self.block = example_block("fsdd")
-        self.work, self.budget, self.oversample = work, budget, oversample
+        self.work, self.budget = work, budget
+        self.oversample = int(self.block["augment"].get("oversample", 1)) if oversample is None else oversample
         self.min_share = float(self.block["augment"].get("min_share", 0.0)) if min_share is None else min_share
         self.labels = [str(x) for x in self.block["labels"]]
         self.media = self.block["media"]
@@ -304,7 +309,12 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are the params' seed + first-seed + k")
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the arms ((a) always runs)")
     parser.add_argument("--budget", type=int, default=2400, help="samples added by arms (b), (c), (d)")
-    parser.add_argument("--oversample", type=int, default=2, help="candidates per budgeted sample for (d)")
+    parser.add_argument(
+        "--oversample",
+        type=int,
+        default=None,
+        help="candidates per budgeted sample for (d) (default: the example's augment.oversample)",
+    )
     parser.add_argument(
         "--dev-noise",
         type=float,
@@ -332,13 +342,13 @@ def main() -> int:
         start = time.perf_counter()
         exp = Experiment(work, args.budget, args.oversample, args.dev_noise, args.min_share)
         print(f"data: {len(exp.train)} train, {len(exp.dev)} dev, {len(exp.test)} test rows; dev noise "
-              f"{'held out' if args.dev_noise else 'from the augment pool'}, min share {exp.min_share} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+              f"{'held out' if args.dev_noise else 'from the augment pool'}, min share {exp.min_share}, "
+              f"oversample {exp.oversample} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
         seeds = [exp.root_seed + args.first_seed + k for k in range(args.seeds)]
         runs = {seed: run_seed(exp, seed, arms) for seed in seeds}
         summary = report(exp.test, runs, exp.root_seed, arms)
         if args.out:
-            write_json(args.out, {"budget": args.budget, "oversample": args.oversample, "dev_noise": args.dev_noise,
+            write_json(args.out, {"budget": args.budget, "oversample": exp.oversample, "dev_noise": args.dev_noise,
                                   "min_share": exp.min_share, "runs": runs} | summary)  # fmt: skip
     return 0
 
