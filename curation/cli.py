@@ -448,7 +448,8 @@ def cmd_build(args: argparse.Namespace) -> None:
     """Build the next dataset version from the split, the accepted candidates and the review decisions."""
     from curation.versions import build_version, read_decisions
 
-    _, cfg, lay = _context(args)
+    params, cfg, lay = _context(args)
+    build = cfg.get("build") or {}
     cands = manifest.read(lay.candidates_dir / "candidates.parquet")
     judged = pd.read_parquet(lay.checklist_dir / "verdicts.parquet")
     version, changes = build_version(
@@ -458,8 +459,10 @@ def cmd_build(args: argparse.Namespace) -> None:
         read_decisions(str(lay.decisions)),
         cfg["labels"],
         pd.read_parquet(lay.label_issues),
-        prior_tolerance=(cfg.get("build") or {}).get("prior_tolerance"),
+        prior_tolerance=build.get("prior_tolerance"),
         allocation=read_json(lay.candidates_dir / "plan.json")["allocation"],
+        pick=build.get("pick", "hardest"),
+        seed=params["seed"],
     )
     manifest.write(version, lay.train_set("v2"))
     write_json(lay.metrics / "card_v2.json", changes | {"parent": str(lay.split)})

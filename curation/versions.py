@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augment.rng import derive_seed
+
+PICKS = ("hardest", "random")  # build.pick: which accepted candidates the budget pays for (within_budget)
 DECISIONS = ("accept", "relabel", "reject", "unsure")
 DECISION_COLUMNS = ("id", "decision", "label", "labeler", "note", "path")
 OPTIONAL_DECISION_COLUMNS = ("path",)  # files written before paths were recorded still read
@@ -200,17 +203,29 @@ def prior_guard(
     }
 
 
-def within_budget(judged: pd.DataFrame, allocation: Mapping[str, int]) -> pd.Series:
+def within_budget(
+    judged: pd.DataFrame, allocation: Mapping[str, int], pick: str = "hardest", seed: int = 0
+) -> pd.Series:
     """True for the accepted candidates the budget pays for: per target slice, at most `allocation[slice]` of
-    its `accept` verdicts, hardest first (highest `weakness`, ties by id).
+    its `accept` verdicts, in the order `pick` gives.
 
-    With `augment.oversample` > 1 the checklist judges more candidates than the version may gain; the ones the
-    current model finds hardest teach it most. Rows of slices absent from `allocation` are never paid for.
+    With `augment.oversample` > 1 the checklist judges more candidates than the version may gain. `hardest`
+    takes the highest `weakness` first (ties by id): the ones the current model finds hardest. `random` takes
+    them in an order drawn from (seed, id), so the draw does not depend on row order. Hardest-first can pick
+    the most degraded clips when the current model has never seen the condition (the FSDD ablation, README).
+    Rows of slices absent from `allocation` are never paid for.
     """
+    if pick not in PICKS:
+        raise ValueError(f"build.pick must be one of {PICKS}, got {pick!r}")
     missing = [c for c in ("id", "target_slice", "verdict", "weakness") if c not in judged.columns]
     if missing:
         raise ValueError(f"within_budget: judged candidates lack column(s) {', '.join(missing)}")
-    accepted = judged[judged["verdict"] == "accept"].sort_values(["weakness", "id"], ascending=[False, True])
+    accepted = judged[judged["verdict"] == "accept"]
+    if pick == "hardest":
+        accepted = accepted.sort_values(["weakness", "id"], ascending=[False, True])
+    else:
+        draw = [derive_seed(seed, "build pick", i) for i in accepted["id"]]
+        accepted = accepted.assign(_draw=draw).sort_values(["_draw", "id"]).drop(columns="_draw")
     rank = accepted.groupby("target_slice", sort=False).cumcount()
     limit = np.array([int(allocation.get(t, 0)) for t in accepted["target_slice"]], dtype=np.int64)
     paid = set(accepted.index[rank.to_numpy() < limit])
@@ -226,11 +241,14 @@ def build_version(
     label_issues: pd.DataFrame | None = None,
     prior_tolerance: float | None = None,
     allocation: Mapping[str, int] | None = None,
+    pick: str = "hardest",
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The new version's manifest and what changed against the parent (for the version card).
 
     `allocation`: each target slice's share of the budget (the augment plan's); the checklist's accepted
-    candidates beyond it are left out, the hardest kept (`within_budget`). None: every accepted one joins.
+    candidates beyond it are left out, those kept chosen by `pick` with `seed` (`within_budget`). None: every
+    accepted one joins.
     `label_issues`: the table of `label_issues.find_label_issues` on the parent's samples (optional); its
     flagged samples join the review queue and the decisions on them edit the parent (module docstring).
     `prior_tolerance`: the class-prior guard (`prior_guard`) on the added training samples; None: off.
@@ -249,7 +267,7 @@ def build_version(
     check_decisions(decisions, candidate_queue | flagged, labels)
     accepted = set(verdict_of[verdict_of == "accept"].index)
     if allocation is not None:
-        paid = set(verdicts.loc[within_budget(verdicts, allocation), "id"])
+        paid = set(verdicts.loc[within_budget(verdicts, allocation, pick, seed), "id"])
         over_budget, accepted = len(accepted - paid), paid
     else:
         over_budget = 0

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from augment.rng import derive_seed
 from curation.versions import (
     DECISION_COLUMNS,
     DecisionError,
@@ -329,6 +330,30 @@ def test_budget_pays_for_the_hardest_accepted_candidates_of_each_slice():
     )
     paid = within_budget(judged, {"s=a": 2, "s=b": 5})
     assert judged.loc[paid, "id"].tolist() == ["a2", "a4", "b1"]
+
+
+def test_budget_picked_at_random_draws_from_the_seed_and_the_ids_not_the_row_order():
+    judged = pd.DataFrame(
+        {
+            "id": [f"a{k}" for k in range(8)] + ["b1"],
+            "target_slice": ["s=a"] * 8 + ["s=b"],
+            "verdict": ["accept"] * 7 + ["reject", "accept"],
+            "weakness": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.99, 0.5],
+        }
+    )
+    paid = judged.loc[within_budget(judged, {"s=a": 3, "s=b": 1}, "random", seed=5), "id"]
+    keys = {i: derive_seed(5, "build pick", i) for i in judged["id"][:7]}
+    assert sorted(paid) == sorted([*sorted(keys, key=keys.get)[:3], "b1"])
+    shuffled = judged.sample(frac=1.0, random_state=1)
+    assert sorted(shuffled.loc[within_budget(shuffled, {"s=a": 3, "s=b": 1}, "random", seed=5), "id"]) == sorted(paid)
+    other = judged.loc[within_budget(judged, {"s=a": 3, "s=b": 1}, "random", seed=6), "id"]
+    assert sorted(other) != sorted(paid)  # another seed, another draw (fixed seeds: checked once)
+
+
+def test_an_unknown_pick_is_refused():
+    judged = pd.DataFrame({"id": ["a1"], "target_slice": ["s=a"], "verdict": ["accept"], "weakness": [0.9]})
+    with pytest.raises(ValueError, match=r"build.pick must be one of \('hardest', 'random'\), got 'easiest'"):
+        within_budget(judged, {"s=a": 1}, "easiest")
 
 
 def test_budget_with_nothing_accepted_pays_for_nothing():
