@@ -23,13 +23,14 @@ Per seed (it seeds the network's initialisation and shuffling, and every candida
  (c) targeted: + `budget` candidates shared among the top dev slices by priority, each from its slice's policy,
      all kept;
  (d) targeted + checklist: `oversample` x `budget` candidates drawn the same way ((c)'s are among them), scored
-     by the current model; the accepted ones, hardest first, up to each slice's share of the budget (the
-     review band is left out: no labeler here). `oversample` (the example's `augment.oversample`) must leave
+     by the current model; the accepted ones, in the example's `build.pick` order (`versions.within_budget`:
+     hardest first, or drawn from the seed), up to each slice's share of the budget (the review band is left
+     out: no labeler here). `oversample` (the example's `augment.oversample`) must leave
      each slice enough accepted candidates to fill its share, or (d) adds fewer samples than (c): the run
      prints and records each arm's `short_of_budget`;
  (d/2): (d) with half the budget;
- (d~): (d)'s checklist verdicts without its ranking: the accepted ones drawn at random up to each slice's share
-     (separates what the filter does from what choosing the hardest does).
+ (d~): (d)'s checklist verdicts with the other `build.pick` order (separates what the filter does from what
+     the order of picking does).
 Report: per arm and test slice, the mean accuracy over seeds with a 95% cluster-bootstrap interval (test clips
 resampled, each clip's conditions together) and the seeds' range; then the bar of issue 5 for (d), and the
 checklist's test: (d) - (c) on the weakest slice, and (d/2) - (c), as paired intervals of the seed means.
@@ -50,7 +51,6 @@ import pandas as pd
 import torch
 import yaml
 
-from augment.rng import generator
 from benchmarks.common import ROOT, SHARED, example_block
 from curation.analysis import error_table, top_targets
 from curation.candidates import allocate_budget, generate_candidates
@@ -61,7 +61,7 @@ from curation.io import write_json
 from curation.metrics import evaluate_slices
 from curation.stats import ratio_ci
 from curation.train import predict_proba, train_model
-from curation.versions import within_budget
+from curation.versions import PICKS, within_budget
 
 FSDD, NOISE = SHARED / "fsdd", SHARED / "noise"
 TRAIN_INDICES, DEV_INDICES, TEST_INDICES = range(10, 50), range(5, 10), range(0, 5)
@@ -122,6 +122,7 @@ class Experiment:
         self.work, self.budget = work, budget
         self.oversample = int(self.block["augment"].get("oversample", 1)) if oversample is None else oversample
         self.min_share = float(self.block["augment"].get("min_share", 0.0)) if min_share is None else min_share
+        self.pick = (self.block.get("build") or {}).get("pick", "hardest")  # which accepted ones (d) keeps
         self.labels = [str(x) for x in self.block["labels"]]
         self.media = self.block["media"]
         self.media_cfg = {"audio": self.media}
@@ -233,12 +234,12 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     print(f"seed {seed}: targets {plan['allocation']}; {len(pool)} candidates scored in {scoring_s:.0f} s, "
           f"verdicts per slice:\n{counts.to_string()}", flush=True)  # fmt: skip
     priorities = {t["slice"]: t["priority"] for t in targets}
-    unranked = judged.assign(weakness=generator(seed, "ablation", "unranked").random(len(judged)))
-    for arm, budget, table in (("d", exp.budget, judged), ("d/2", exp.budget // 2, judged),
-                               ("d~", exp.budget, unranked)):  # fmt: skip
+    pick = exp.pick
+    other = next(p for p in PICKS if p != pick)
+    for arm, budget, order in (("d", exp.budget, pick), ("d/2", exp.budget // 2, pick), ("d~", exp.budget, other)):
         if arm not in checked:
             continue
-        paid = within_budget(table, exp.allocation(priorities, budget))
+        paid = within_budget(judged, exp.allocation(priorities, budget), order, seed)
         model, info = exp.fit(pool[pool["id"].isin(judged.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})
     out["plan"]["verdicts"] = {s: r.to_dict() for s, r in counts.iterrows()}
