@@ -22,10 +22,10 @@ from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
 from curation import manifest, media
 
-NOISE_POOL_FOR_PART = {"dev": "augment", "test": "test"}  # dev: unless the table holds a DEV_NOISE_POOL
+TRAIN_NOISE_POOL = "augment"  # the pool augmentation mixes in (curation.candidates)
+NOISE_POOL_FOR_PART = {"dev": TRAIN_NOISE_POOL, "test": "test"}  # dev: unless the table holds a DEV_NOISE_POOL
 DEV_NOISE_POOL = "dev"
 CLEAN = "clean"
-TRAIN_NOISE_POOL = "augment"  # the pool augmentation mixes in (curation.candidates)
 
 
 def hold_out_dev_noise(
@@ -46,17 +46,17 @@ def hold_out_dev_noise(
     missing = [c for c in ("id", "pool", within, cluster) if c is not None and c not in noise.columns]
     if missing:
         raise ValueError(f"the noise table lacks column(s) {missing}")
-    in_augment = (noise["pool"] == TRAIN_NOISE_POOL).to_numpy()
-    keys = (noise[cluster] if cluster else noise["id"]).astype(str).to_numpy()
+    in_augment = noise["pool"] == TRAIN_NOISE_POOL
+    keys = (noise[cluster] if cluster else noise["id"]).astype(str)
     to_dev: set[str] = set()
-    for kind, rows in pd.Series(np.flatnonzero(in_augment)).groupby(noise[within].to_numpy()[in_augment]):
-        clusters = sorted(set(keys[rows.to_numpy()]))
+    for kind, names in keys[in_augment].groupby(noise.loc[in_augment, within]):
+        clusters = sorted(set(names))
         if len(clusters) < 2:
             raise ValueError(f"noise {within} {kind!r} has {len(clusters)} augment cluster(s): need 2 to hold one out")
         n_dev = min(max(round(fraction * len(clusters)), 1), len(clusters) - 1)
         chosen = generator(seed, "dev noise", kind).choice(len(clusters), size=n_dev, replace=False)
         to_dev |= {clusters[k] for k in chosen}
-    moved = in_augment & np.isin(keys, sorted(to_dev))
+    moved = (in_augment & keys.isin(to_dev)).to_numpy()
     return noise.assign(pool=np.where(moved, DEV_NOISE_POOL, noise["pool"].to_numpy()))
 
 
