@@ -247,7 +247,7 @@ async function init() {
   $("btn-accept").hidden = cfg.blind;
   for (const [id, values] of [["filter-slice", cfg.slices], ["filter-reason", cfg.reasons]]) {
     for (const v of values) $(id).appendChild(el("option", { value: v }, v));
-    $(id).addEventListener("change", () => loadList());
+    $(id).addEventListener("change", (e) => { e.target.blur(); loadList(); });  // shortcuts work at once
   }
   renderBook();
   renderRelabel();
