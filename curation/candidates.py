@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from curation import manifest
 from curation.conditions import TRAIN_NOISE_POOL, augment_sample, file_name, load_sample, noise_pool, save_sample
 
 __all__ = ["TRAIN_NOISE_POOL", "allocate_budget", "generate_candidates", "pick_sources"]
+
+SINK_BATCH = 256  # candidates handed to `on_batch` at a time (bounded memory: the arrays of one batch)
+Made = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]  # a candidate's row, source and output arrays
+Sink = Callable[[pd.DataFrame, list[np.ndarray], list[np.ndarray]], None]
 
 
 def allocate_budget(priorities: dict[str, float], budget: int, min_share: float = 0.0) -> dict[str, int]:
@@ -72,16 +77,18 @@ class _Maker:
     media_cfg: dict[str, Any]
     out_dir: Path
     path_root: Path
+    keep_arrays: bool
 
-    def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> dict[str, Any]:
-        """One candidate from (target, k, seed, source row): augment, write, and record what made it."""
+    def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> Made:
+        """One candidate from (target, k, seed, source row): augment, write, and record what made it; the source
+        and output arrays too when `keep_arrays` (for scoring while they are in memory)."""
         target, k, sample_seed, src = task
         x = load_sample(src["path"], self.modality, self.media_cfg)
         y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
         cand_id = f"aug/{target}/{k:05d}"
         rel = Path("files") / file_name(cand_id, self.modality)
         save_sample(self.out_dir / rel, y, self.modality, self.media_cfg)
-        return src | {
+        row = src | {
             "id": cand_id,
             "path": str(self.path_root / rel),
             "split": "train",
@@ -92,6 +99,7 @@ class _Maker:
             "seed": str(sample_seed),
             "augment_params": json.dumps(applied, sort_keys=True),
         }
+        return (row, x, y) if self.keep_arrays else (row, None, None)
 
 
 def generate_candidates(
@@ -108,6 +116,7 @@ def generate_candidates(
     oversample: int = 1,
     workers: int = 1,
     min_share: float = 0.0,
+    on_batch: Sink | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Make the candidates for the targets that have a policy; return them and a plan that says what was done.
 
@@ -119,6 +128,8 @@ def generate_candidates(
     (`versions.within_budget`). Files are written under `out_dir` and recorded under `path_root` (default
     `out_dir`). `workers` > 1 makes them in a process pool: every candidate's seed is derived from (seed,
     target, index), so the files and the table are the same bytes as the serial run's.
+    `on_batch(rows, sources, outputs)`, if given, receives the candidates SINK_BATCH at a time, in table order,
+    with their source and output arrays: the augment stage scores them there without reading a file back.
     """
     if isinstance(oversample, bool) or not isinstance(oversample, int) or oversample < 1:
         raise ValueError(f"augment oversample must be an integer >= 1, got {oversample!r}")
@@ -137,6 +148,7 @@ def generate_candidates(
                    for t in active},
         specs={t: json.dumps(policies[t], sort_keys=True) for t in active},
         modality=modality, media_cfg=media_cfg, out_dir=out_dir, path_root=path_root or out_dir,
+        keep_arrays=on_batch is not None,
     )  # fmt: skip
     # Each source's metadata as a plain dict, made once: a per-sample `.loc` lookup costs more than the augmentation.
     by_id = {k: {"id": k} | v for k, v in train.set_index("id").to_dict("index").items()}
@@ -147,12 +159,32 @@ def generate_candidates(
     ]
     bar = {"total": len(tasks), "desc": "candidates", "unit": "sample", "leave": False}
     if workers == 1 or len(tasks) < 2:
-        rows = [maker(task) for task in tqdm(tasks, **bar)]
+        rows = _collect(tqdm(map(maker, tasks), **bar), on_batch)
     else:
         with ProcessPoolExecutor(max_workers=workers) as executor:
             chunk = max(1, math.ceil(len(tasks) / (workers * 8)))
-            rows = list(tqdm(executor.map(maker, tasks, chunksize=chunk), **bar))
+            rows = _collect(tqdm(executor.map(maker, tasks, chunksize=chunk), **bar), on_batch)
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered}
     return candidates, plan
+
+
+def _collect(made: Iterable[Made], on_batch: Sink | None) -> list[dict[str, Any]]:
+    """The rows of the made candidates, in order, handing them with their arrays to `on_batch` in batches."""
+    rows: list[dict[str, Any]] = []
+    batch: list[Made] = []
+
+    def flush() -> None:
+        if on_batch is not None and batch:
+            on_batch(pd.DataFrame([r for r, _, _ in batch]), [x for _, x, _ in batch], [y for _, _, y in batch])
+        batch.clear()
+
+    for item in made:
+        rows.append(item[0])
+        if on_batch is not None:
+            batch.append(item)
+            if len(batch) == SINK_BATCH:
+                flush()
+    flush()
+    return rows

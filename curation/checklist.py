@@ -21,21 +21,28 @@ Every score lies in [0, 1]:
 Verdicts: `reject` (not realistic, or clarity below `clarity_reject`), `easy` (weakness below `weakness_min`:
 the model does not need it), `review` (clarity between the two thresholds: a labeler decides), `accept`.
 
-Cost: `score_candidates` decodes every file once (candidates, sources, real samples) and runs the model once
-over all of them; statistics and retention are computed in one vectorised pass per group of equally shaped
-samples.
+Cost: what depends only on the model and the real data (the real samples' statistics, features and
+probabilities) is a `Reference`, built once per model by the reference stage. `Checklist.score` then takes the
+candidates in batches while they are still in memory (the augment stage scores as it generates): one model
+pass over the batch, statistics and retention in one vectorised pass per group of equally shaped samples, and
+no file read back. Scores are of the pipeline's float output; the files hold it as 16-bit PCM (audio, a
+difference below -90 dB) or exactly (8-bit images).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from curation.features import log_mel, to_inputs
+from curation.io import atomic_path
 from curation.models import SmallCNN
 from curation.slices import slice_mask
 from curation.train import embed
@@ -47,6 +54,7 @@ EMBEDDING = "embedding"  # `least_typical` when the embedding realism is the sma
 EMBED_K = 5  # the k of the k-th nearest real sample in embedding realism
 EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the widest feature's spread
 DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
+REFERENCE_BATCH = 256  # real files decoded and run through the model at a time when building a Reference
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
 
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -109,8 +117,12 @@ def _tails(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Two-sided empirical tail probabilities (m, s) of m candidates' s statistics under n reference rows."""
     if len(reference) == 0:
         raise ValueError("realism needs real reference samples; the reference set is empty")
-    n = len(reference)
-    ref = np.sort(reference, axis=0)
+    return _sorted_tails(candidates, np.sort(reference, axis=0))
+
+
+def _sorted_tails(candidates: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """`_tails` under a reference whose columns are already sorted (each sorted once, however many batches)."""
+    n = len(ref)
     tails = np.empty(candidates.shape)
     for j in range(ref.shape[1]):
         below = np.searchsorted(ref[:, j], candidates[:, j], side="right")
@@ -140,6 +152,29 @@ def _kth_nearest(queries: np.ndarray, points: np.ndarray, k: int, leave_one_out:
     return np.sqrt(np.maximum(out, 0.0))
 
 
+class EmbeddingReference:
+    """The real samples' embeddings, fitted once for `embedding_realism`: their standardisation and the sorted
+    leave-one-out distance of each to its k-th nearest other (the O(n^2) part, paid once per reference set)."""
+
+    def __init__(self, reference: np.ndarray, k: int = EMBED_K) -> None:
+        n = len(reference)
+        if n < 2:
+            raise ValueError(f"embedding realism needs at least 2 real reference samples, got {n}")
+        self.k = min(k, n - 1)
+        ref = reference.astype(np.float64)
+        self.mean, spread = ref.mean(axis=0), ref.std(axis=0)
+        self.scale = np.maximum(spread, EMBED_STD_FLOOR * spread.max()) if spread.max() > 0 else np.ones_like(spread)
+        self.z_ref = (ref - self.mean) / self.scale
+        self.distances = np.sort(_kth_nearest(self.z_ref, self.z_ref, self.k, leave_one_out=True))
+
+    def pvalues(self, candidates: np.ndarray) -> np.ndarray:
+        """The conformal p-value of each candidate embedding (row): see `embedding_realism`."""
+        z = (candidates.astype(np.float64) - self.mean) / self.scale
+        n = len(self.distances)
+        at_least = n - np.searchsorted(self.distances, _kth_nearest(z, self.z_ref, self.k), side="left")
+        return (at_least + 1) / (n + 1)
+
+
 def embedding_realism(candidates: np.ndarray, reference: np.ndarray, k: int = EMBED_K) -> np.ndarray:
     """Per candidate embedding (row), the conformal p-value of its distance d to the k-th nearest reference
     embedding: (#{reference samples whose k-th nearest other reference sample is at least d away} + 1) / (n + 1).
@@ -148,18 +183,7 @@ def embedding_realism(candidates: np.ndarray, reference: np.ndarray, k: int = EM
     EMBED_STD_FLOOR of the largest (a unit the real data hardly uses must not dominate the distance).
     k is capped at n - 1. Raises ValueError with fewer than 2 reference samples.
     """
-    n = len(reference)
-    if n < 2:
-        raise ValueError(f"embedding realism needs at least 2 real reference samples, got {n}")
-    k = min(k, n - 1)
-    ref = reference.astype(np.float64)
-    mean, spread = ref.mean(axis=0), ref.std(axis=0)
-    scale = np.maximum(spread, EMBED_STD_FLOOR * spread.max()) if spread.max() > 0 else np.ones_like(spread)
-    z_ref = (ref - mean) / scale
-    z = (candidates.astype(np.float64) - mean) / scale
-    ref_distances = np.sort(_kth_nearest(z_ref, z_ref, k, leave_one_out=True))
-    at_least = n - np.searchsorted(ref_distances, _kth_nearest(z, z_ref, k), side="left")
-    return (at_least + 1) / (n + 1)
+    return EmbeddingReference(reference, k).pvalues(candidates)
 
 
 def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dict[str, Any]) -> dict[int, np.ndarray]:
@@ -257,73 +281,153 @@ def model_predictor(model: SmallCNN, modality: str, media_cfg: dict[str, Any]) -
     return predict
 
 
-def score_candidates(
-    candidates: pd.DataFrame,
-    source_paths: dict[str, str],
-    labels: list[str],
-    real: pd.DataFrame,
+@dataclass(frozen=True)
+class Reference:
+    """How the quality statistics and the current model see the real data, one row per distinct file: what every
+    candidate is compared with. It depends on the model and the real files only, so the reference stage makes it
+    once per model and every later scoring run (a new budget, new policies) reuses it."""
+
+    paths: np.ndarray  # (N,) file paths
+    stats: np.ndarray  # (N, S) quality statistics, columns `stat_names`
+    features: np.ndarray  # (N, D) penultimate features
+    probs: np.ndarray  # (N, C) class probabilities
+    stat_names: tuple[str, ...]
+
+    def rows(self, paths: Sequence[str]) -> np.ndarray:
+        """Positions of `paths`; a ValueError names the first that the reference does not hold."""
+        position = {p: k for k, p in enumerate(self.paths.tolist())}
+        missing = [p for p in paths if p not in position]
+        if missing:
+            raise ValueError(f"{len(missing)} file(s) are not in the checklist reference, e.g. {missing[0]!r}; "
+                             "rebuild it (the reference stage) for the current real data")  # fmt: skip
+        return np.array([position[p] for p in paths], dtype=int)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the reference atomically as .npz (plain arrays: loads without pickle)."""
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.savez(f, paths=self.paths.astype(str), stats=self.stats, features=self.features, probs=self.probs,
+                     stat_names=np.array(self.stat_names, dtype=str))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Reference:
+        """A reference written by `save`."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["paths"], z["stats"], z["features"], z["probs"], tuple(z["stat_names"].tolist()))
+
+
+def build_reference(
+    paths: Sequence[str],
     predict: Predict,
+    load: Callable[[str], np.ndarray],
     modality: str,
     media_cfg: dict[str, Any],
-    load: Callable[[str], np.ndarray],
-) -> pd.DataFrame:
-    """Realism, clarity and weakness of every candidate.
+    batch: int = REFERENCE_BATCH,
+) -> Reference:
+    """The `Reference` of the real files `paths` (each distinct file once, in first-seen order): decoded,
+    measured and run through the model `batch` files at a time (bounded memory), with a progress bar."""
+    unique = list(dict.fromkeys(paths))
+    stats, features, probs = [], [], []
+    for start in tqdm(range(0, len(unique), batch), desc="checklist reference", unit="batch", leave=False):
+        arrays = [load(p) for p in unique[start : start + batch]]
+        stats.append(stats_table(arrays, modality, media_cfg.get("sample_rate")).to_numpy())
+        p, f = predict(arrays)
+        probs.append(p)
+        features.append(f)
+    names = IMAGE_STATS if modality == "image" else AUDIO_STATS
+    if not unique:
+        raise ValueError("the checklist reference needs real samples; none were given")
+    return Reference(np.array(unique, dtype=str), np.concatenate(stats), np.concatenate(features),
+                     np.concatenate(probs), names)  # fmt: skip
 
-    `source_paths` maps each source id to its file; `labels` orders the model's outputs.
-    `real` holds the real samples (training data and the real dev examples of each slice, with their slice
-    columns); `predict(arrays) -> (probabilities (N, C), features (N, D))` is the current model on decoded
-    samples (`model_predictor`), which is also the reference recognizer on the clean sources;
-    `load(path) -> array` decodes a sample. Each file is decoded once, and `predict` is called once, on the
-    candidates, the sources and the real samples of the targets' references together.
+
+@dataclass(frozen=True)
+class _TargetReference:
+    """One target slice's reference rows, prepared once: sorted statistics and fitted embeddings."""
+
+    sorted_stats: np.ndarray
+    embedding: EmbeddingReference
+
+
+class Checklist:
+    """Scores candidates (realism, clarity, weakness) under the current model against a `Reference`.
+
+    `real` holds the real samples (the training data and the real dev examples of each slice, with their
+    `split`, `path` and slice columns): a target slice's reference is the training data plus the slice's own
+    real examples. `source_paths` maps each source id to its file (the sources are training samples, so the
+    reference holds them and the reference recognizer's p(y | source) is looked up, not recomputed).
+    `predict(arrays) -> (probabilities (N, C), features (N, D))` is the current model (`model_predictor`).
+    `score` takes candidates batch by batch, with their arrays in memory: the augment stage scores candidates
+    as it makes them, so no file is read back.
     """
-    n = len(candidates)
-    train = (real["split"] == "train").to_numpy()
-    groups = candidates.groupby("target_slice").indices
-    in_reference = {t: train | slice_mask(real, t).to_numpy() for t in groups}
-    used = np.logical_or.reduce(list(in_reference.values()))
-    real_paths = real["path"].to_numpy()
-    src_ids = sorted(set(candidates["source_id"]))
-    # The sources are training samples, so most real rows are the sources: each distinct file once.
-    files = list(dict.fromkeys([source_paths[s] for s in src_ids] + real_paths[used].tolist()))
-    arrays = [load(p) for p in candidates["path"]] + [load(p) for p in files]
-    probs, features = predict(arrays)
-    table = stats_table(arrays, modality, media_cfg.get("sample_rate"))
-    names, stats = list(table.columns), table.to_numpy()
-    row_of = {p: n + k for k, p in enumerate(files)}
-    real_row = np.full(len(real), -1)
-    real_row[used] = [row_of[p] for p in real_paths[used]]
 
-    realism_score, embedding_score = np.ones(n), np.ones(n)
-    weakest = np.array([""] * n, dtype=object)
-    for target, idx in groups.items():
-        ref = real_row[in_reference[target]]
-        tails = _tails(stats[idx], stats[ref])
-        by_stats, by_embedding = tails.min(axis=1), embedding_realism(features[idx], features[ref])
-        realism_score[idx] = np.minimum(by_stats, by_embedding)
-        embedding_score[idx] = by_embedding
-        weakest[idx] = np.where(by_embedding < by_stats, EMBEDDING, np.array(names)[tails.argmin(axis=1)])
+    def __init__(
+        self,
+        reference: Reference,
+        real: pd.DataFrame,
+        source_paths: dict[str, str],
+        labels: list[str],
+        predict: Predict,
+        modality: str,
+        media_cfg: dict[str, Any],
+    ) -> None:
+        self.reference, self.real, self.source_paths = reference, real, source_paths
+        self.index_of = {label: k for k, label in enumerate(labels)}
+        self.predict, self.modality, self.media_cfg = predict, modality, media_cfg
+        self._train = (real["split"] == "train").to_numpy()
+        self._targets: dict[str, _TargetReference] = {}
 
-    index_of = {label: k for k, label in enumerate(labels)}
-    label_index = np.array([index_of[label] for label in candidates["label"]], dtype=int)
-    p_candidate = probs[np.arange(n), label_index]
-    src_row = np.array([row_of[source_paths[s]] for s in candidates["source_id"]], dtype=int)
-    p_source = probs[src_row, label_index]
-    kept = _retentions(arrays, np.column_stack([src_row, np.arange(n)]), modality, media_cfg)
-    return pd.DataFrame(
-        {
-            "id": candidates["id"].to_numpy(),
-            "target_slice": candidates["target_slice"].to_numpy(),
-            "label": candidates["label"].to_numpy(),
-            "source_id": candidates["source_id"].to_numpy(),
-            "path": candidates["path"].to_numpy(),
-            "realism": realism_score,
-            "least_typical": weakest,
-            "embedding_realism": embedding_score,
-            "p_source": p_source,
-            "retention": kept,
-            "clarity": p_source * kept,
-            "p_model": p_candidate,
-            "weakness": 1.0 - p_candidate,
-            "predicted": probs[:n].argmax(axis=1),
-        }
-    )
+    def _target(self, target: str) -> _TargetReference:
+        """The target slice's prepared reference (built on first use)."""
+        if target not in self._targets:
+            paths = self.real.loc[self._train | slice_mask(self.real, target).to_numpy(), "path"]
+            rows = self.reference.rows(paths.tolist())
+            if len(rows) == 0:
+                raise ValueError(f"realism for {target!r} needs real reference samples; the reference set is empty")
+            stats = np.sort(self.reference.stats[rows], axis=0)
+            self._targets[target] = _TargetReference(stats, EmbeddingReference(self.reference.features[rows]))
+        return self._targets[target]
+
+    def score(
+        self, candidates: pd.DataFrame, sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
+    ) -> pd.DataFrame:
+        """Realism, clarity and weakness of each candidate (rows of `candidates`: id, target_slice, label,
+        source_id, path), given its source's array and its own, in the same order."""
+        n = len(candidates)
+        if len(sources) != n or len(outputs) != n:
+            raise ValueError(f"{n} candidates need {n} sources and {n} outputs, got {len(sources)} and {len(outputs)}")
+        probs, features = self.predict(outputs)
+        stats = stats_table(outputs, self.modality, self.media_cfg.get("sample_rate")).to_numpy()
+        names = np.array(self.reference.stat_names)
+        realism_score, embedding_score = np.ones(n), np.ones(n)
+        weakest = np.array([""] * n, dtype=object)
+        for target, idx in candidates.groupby("target_slice").indices.items():
+            ref = self._target(str(target))
+            tails = _sorted_tails(stats[idx], ref.sorted_stats)
+            by_stats, by_embedding = tails.min(axis=1), ref.embedding.pvalues(features[idx])
+            realism_score[idx] = np.minimum(by_stats, by_embedding)
+            embedding_score[idx] = by_embedding
+            weakest[idx] = np.where(by_embedding < by_stats, EMBEDDING, names[tails.argmin(axis=1)])
+        label_index = np.array([self.index_of[label] for label in candidates["label"]], dtype=int)
+        p_candidate = probs[np.arange(n), label_index]
+        src_rows = self.reference.rows([self.source_paths[s] for s in candidates["source_id"]])
+        p_source = self.reference.probs[src_rows, label_index]
+        kept = _retentions([*sources, *outputs], np.column_stack([np.arange(n), n + np.arange(n)]),
+                           self.modality, self.media_cfg)  # fmt: skip
+        return pd.DataFrame(
+            {
+                "id": candidates["id"].to_numpy(),
+                "target_slice": candidates["target_slice"].to_numpy(),
+                "label": candidates["label"].to_numpy(),
+                "source_id": candidates["source_id"].to_numpy(),
+                "path": candidates["path"].to_numpy(),
+                "realism": realism_score,
+                "least_typical": weakest,
+                "embedding_realism": embedding_score,
+                "p_source": p_source,
+                "retention": kept,
+                "clarity": p_source * kept,
+                "p_model": p_candidate,
+                "weakness": 1.0 - p_candidate,
+                "predicted": probs.argmax(axis=1),
+            }
+        )

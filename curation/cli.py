@@ -254,10 +254,16 @@ def _predictor(
     return predict, labels
 
 
+def _loader(cfg: dict[str, Any]) -> Callable[[str], np.ndarray]:
+    """A file decoder for the data set's modality and media settings."""
+    from curation.conditions import load_sample
+
+    return lambda path: load_sample(path, cfg["modality"], cfg["media"])
+
+
 def _tagged(pred: pd.DataFrame, cfg: dict[str, Any], lay: Layout) -> pd.DataFrame:
     """The predictions with their error-analysis tags: validate findings, labelers' #hashtags, boolean
     metadata columns and user tag functions, as params' `tags` says (curation/tags.py)."""
-    from curation.conditions import load_sample
     from curation.tags import add_tags
 
     t = cfg.get("tags") or {}
@@ -266,7 +272,7 @@ def _tagged(pred: pd.DataFrame, cfg: dict[str, Any], lay: Layout) -> pd.DataFram
     return add_tags(
         pred, findings=findings, decisions=decisions, metadata=t.get("metadata") or (),
         functions=t.get("functions") or None, checks=t.get("checks"), severities=t.get("severities"),
-        load=lambda path: load_sample(path, cfg["modality"], cfg["media"]), root=Path.cwd(),
+        load=_loader(cfg), root=Path.cwd(),
     )  # fmt: skip
 
 
@@ -379,16 +385,52 @@ def cmd_analyze(args: argparse.Namespace) -> None:
           f"report {lay.analysis_dir / 'report.html'}")  # fmt: skip
 
 
+def _real_samples(lay: Layout) -> pd.DataFrame:
+    """The real samples the checklist compares candidates with: the training data and the dev set under every
+    condition (each slice's own real examples)."""
+    split_df = manifest.read(lay.split)
+    return pd.concat([split_df[split_df["split"] == "train"], manifest.read(lay.eval_set("dev"))], ignore_index=True)
+
+
+def cmd_reference(args: argparse.Namespace) -> None:
+    """Measure the real data once per model for the checklist: statistics, features and probabilities."""
+    from curation.checklist import build_reference, model_predictor
+    from curation.train import load_model
+
+    _, cfg, lay = _context(args)
+    real = _real_samples(lay)
+    model, _, _ = load_model(lay.model("v1"))
+    predict = model_predictor(model, cfg["modality"], cfg["media"])
+    reference = build_reference(real["path"].tolist(), predict, _loader(cfg), cfg["modality"], cfg["media"])
+    reference.save(lay.checklist_reference("v1"))
+    print(f"{args.dataset}: checklist reference of {len(reference.paths)} real files")
+
+
 def cmd_augment(args: argparse.Namespace) -> None:
-    """Generate candidates for the top slices, the budget shared by priority."""
+    """Generate candidates for the top slices, the budget shared by priority, and score them on the checklist
+    while they are in memory."""
     from curation.candidates import generate_candidates
+    from curation.checklist import Checklist, Reference, model_predictor
+    from curation.train import load_model
 
     params, cfg, lay = _context(args)
     a = cfg["augment"]
     targets = read_json(lay.targets)
+    split_df = manifest.read(lay.split)
+    model, labels, _ = load_model(lay.model("v1"))
+    checklist = Checklist(
+        Reference.load(lay.checklist_reference("v1")),
+        _real_samples(lay),
+        split_df.set_index("id")["path"].to_dict(),
+        labels,
+        model_predictor(model, cfg["modality"], cfg["media"]),
+        cfg["modality"],
+        cfg["media"],
+    )
+    scored: list[pd.DataFrame] = []
     with atomic_dir(lay.candidates_dir) as tmp:
         cands, plan = generate_candidates(
-            manifest.read(lay.split),
+            split_df,
             pd.read_parquet(lay.noise),
             targets,
             a.get("policies") or {},
@@ -401,41 +443,33 @@ def cmd_augment(args: argparse.Namespace) -> None:
             oversample=int(a.get("oversample", 1)),
             workers=int(a.get("workers", 1)),
             min_share=float(a.get("min_share", 0.0)),
+            on_batch=lambda rows, sources, outputs: scored.append(checklist.score(rows, sources, outputs)),
         )
         manifest.write(cands, tmp / "candidates.parquet")
+        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+        scores.to_parquet(tmp / "scores.parquet", index=False)
         write_json(tmp / "plan.json", plan)
-    print(f"{args.dataset}: {len(cands)} candidates; allocation {plan['allocation']}")
+    print(f"{args.dataset}: {len(cands)} candidates made and scored; allocation {plan['allocation']}")
     if plan["targets_without_policy"]:
         print(f"{args.dataset}: no augmentation policy for {', '.join(plan['targets_without_policy'])}")
 
 
 def cmd_filter(args: argparse.Namespace) -> None:
-    """Score every candidate on the checklist; write verdicts, the review queue and a gallery."""
-    from curation.checklist import model_predictor, score_candidates, verdicts
-    from curation.conditions import load_sample
+    """Judge every scored candidate against the checklist thresholds; write verdicts, the review queue and a
+    gallery."""
+    from curation.checklist import verdicts
     from curation.gallery import gallery_html
-    from curation.train import load_model
     from curation.versions import review_queue
 
     _, cfg, lay = _context(args)
-    cands = manifest.read(lay.candidates_dir / "candidates.parquet")
-    split_df = manifest.read(lay.split)
-    dev = manifest.read(lay.eval_set("dev"))
-    real = pd.concat([split_df[split_df["split"] == "train"], dev], ignore_index=True)
-    model, labels, _ = load_model(lay.model("v1"))
-    predict = model_predictor(model, cfg["modality"], cfg["media"])
-    source_paths = split_df.set_index("id")["path"].to_dict()
-
-    def load(path: str) -> np.ndarray:
-        return load_sample(path, cfg["modality"], cfg["media"])
-
-    scores = score_candidates(cands, source_paths, labels, real, predict, cfg["modality"], cfg["media"], load)
-    judged = verdicts(scores, cfg["checklist"])
+    judged = verdicts(pd.read_parquet(lay.candidates_dir / "scores.parquet"), cfg["checklist"])
     counts = judged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
     with atomic_dir(lay.checklist_dir) as tmp:
         judged.to_parquet(tmp / "verdicts.parquet", index=False)
         write_csv(review_queue(judged, pd.read_parquet(lay.label_issues)), tmp / "review_queue.csv")
-        (tmp / "gallery.html").write_text(gallery_html(judged, cfg["modality"], cfg["media"], load), encoding="utf-8")
+        (tmp / "gallery.html").write_text(
+            gallery_html(judged, cfg["modality"], cfg["media"], _loader(cfg)), encoding="utf-8"
+        )
     summary = {s: {v: int(n) for v, n in row.items()} for s, row in counts.iterrows()}
     write_json(
         lay.metrics / "checklist.json",
@@ -758,6 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("train", cmd_train).add_argument("version", help="v1 (baseline) or v2 (built version)")
     add("evaluate", cmd_evaluate).add_argument("version")
     add("analyze", cmd_analyze)
+    add("reference", cmd_reference)
     add("augment", cmd_augment)
     add("filter", cmd_filter)
     add("build", cmd_build)

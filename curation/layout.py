@@ -85,6 +85,10 @@ class Layout:
     def model(self, version: str) -> Path:
         return self.version_dir(version) / "model.pt"
 
+    def checklist_reference(self, version: str) -> Path:
+        """How the version's model and the quality statistics see the real data (`checklist.Reference`)."""
+        return self.version_dir(version) / "checklist_reference.npz"
+
     def predictions(self, version: str, part: str) -> Path:
         """Predictions of an evaluation set, with the samples' metadata and tags."""
         return self.version_dir(version) / f"predictions_{part}.parquet"

@@ -146,6 +146,30 @@ def test_parallel_generation_gives_the_serial_bytes(tmp_path):
         assert (tmp_path / f"serial{rel}").read_bytes() == (tmp_path / f"parallel{rel}").read_bytes()
 
 
+def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(tmp_path, monkeypatch):
+    import numpy as np
+
+    from curation import candidates
+    from curation.conditions import load_sample
+
+    monkeypatch.setattr(candidates, "SINK_BATCH", 4)
+    split, noise = _tiny_audio(tmp_path)
+    policies = {"condition=phone": [{"name": "Telephone"}]}
+    seen: list[tuple[pd.DataFrame, list, list]] = []
+    cands, _ = candidates.generate_candidates(
+        split, noise, [{"slice": "condition=phone", "priority": 1.0}], policies, 9, "audio", {"sample_rate": 8000},
+        5, tmp_path / "out", on_batch=lambda rows, xs, ys: seen.append((rows, xs, ys)),
+    )  # fmt: skip
+    assert [len(rows) for rows, _, _ in seen] == [4, 4, 1]
+    assert pd.concat([rows for rows, _, _ in seen])["id"].tolist() == cands["id"].tolist()
+    paths = split.set_index("id")["path"]
+    for rows, xs, ys in seen:
+        for row, x, y in zip(rows.itertuples(), xs, ys, strict=True):
+            assert np.array_equal(x, load_sample(paths[row.source_id], "audio", {"sample_rate": 8000}))
+            on_disk = load_sample(row.path, "audio", {"sample_rate": 8000})
+            assert y.dtype == np.float32 and np.abs(on_disk - y).max() <= 1 / 32767  # the file is 16-bit PCM
+
+
 def test_min_share_gives_every_positive_slice_a_floor_and_shares_the_rest_by_priority():
     # floor(0.1 x 100) = 10 for a and b; the other 80 by priority 6:1 -> 68.6 and 11.4 -> 69 and 11; c (0) gets 0
     assert allocate_budget({"a": 0.6, "b": 0.1, "c": 0.0}, 100, min_share=0.1) == {"a": 79, "b": 21, "c": 0}

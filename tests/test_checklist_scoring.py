@@ -1,5 +1,5 @@
-"""Scoring candidates: embedding realism, one decode per file, one model call, and batched computations equal
-to the per-sample ones."""
+"""Scoring candidates: embedding realism, the per-model reference (each real file decoded once), scoring from
+arrays in memory, and batched computations equal to the per-sample ones."""
 
 from pathlib import Path
 
@@ -10,14 +10,16 @@ import torch
 
 from curation.checklist import (
     IMAGE_STATS,
+    Checklist,
+    Reference,
     _log_mels,
     _retentions,
+    build_reference,
     embedding_realism,
     model_predictor,
     quality_stats,
     realism,
     retention,
-    score_candidates,
     stats_table,
 )
 from curation.conditions import load_sample
@@ -92,7 +94,9 @@ class CornerModel:
         return np.tile([0.8, 0.2], (len(arrays), 1)), feats
 
 
-def _score(tmp_path: Path) -> tuple[pd.DataFrame, CornerModel, list[str]]:
+def _checklist(tmp_path: Path) -> tuple[pd.DataFrame, Checklist, CornerModel, list[str]]:
+    """The two candidates, and a checklist over the 20 real images with the corner model (files decoded are
+    logged)."""
     cands, real = _images(tmp_path)
     model, loaded = CornerModel(), []
 
@@ -100,8 +104,20 @@ def _score(tmp_path: Path) -> tuple[pd.DataFrame, CornerModel, list[str]]:
         loaded.append(path)
         return load_sample(path, "image", IMAGE)
 
+    reference = build_reference(real["path"].tolist(), model, load, "image", IMAGE)
     sources = real.set_index("id")["path"].to_dict()
-    return score_candidates(cands, sources, ["a", "b"], real, model, "image", IMAGE, load), model, loaded
+    return cands, Checklist(reference, real, sources, ["a", "b"], model, "image", IMAGE), model, loaded
+
+
+def _arrays(cands: pd.DataFrame, tmp_path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The candidates' source and output arrays, as the augment stage holds them."""
+    source = load_sample(str(tmp_path / "r10.png"), "image", IMAGE)
+    return [source] * len(cands), [load_sample(p, "image", IMAGE) for p in cands["path"]]
+
+
+def _score(tmp_path: Path) -> tuple[pd.DataFrame, CornerModel, list[str]]:
+    cands, checklist, model, loaded = _checklist(tmp_path)
+    return checklist.score(cands, *_arrays(cands, tmp_path)), model, loaded
 
 
 def test_candidate_the_model_sees_unlike_any_real_sample_is_least_typical_by_embedding(tmp_path):
@@ -120,10 +136,52 @@ def test_candidate_equal_to_a_real_sample_is_realistic_by_both_views(tmp_path):
     assert same["weakness"] == pytest.approx(0.2) and same["p_source"] == pytest.approx(0.8)
 
 
-def test_each_file_is_decoded_once_and_the_model_called_once(tmp_path):
+def test_the_reference_decodes_each_real_file_once_and_scoring_reads_no_file(tmp_path):
     _, model, loaded = _score(tmp_path)
-    assert model.calls == 1
-    assert len(loaded) == len(set(loaded)) == 22  # two candidates and the 20 real images (the source among them)
+    assert model.calls == 2  # once for the reference, once for the batch of candidates
+    assert len(loaded) == len(set(loaded)) == 20  # the 20 real images; no candidate, no source read again
+
+
+def test_scoring_in_batches_equals_scoring_at_once(tmp_path):
+    cands, checklist, _, _ = _checklist(tmp_path)
+    sources, outputs = _arrays(cands, tmp_path)
+    whole = checklist.score(cands, sources, outputs)
+    parts = [checklist.score(cands.iloc[[k]], sources[k : k + 1], outputs[k : k + 1]) for k in range(len(cands))]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
+def test_scoring_needs_one_source_and_one_output_per_candidate(tmp_path):
+    cands, checklist, _, _ = _checklist(tmp_path)
+    sources, outputs = _arrays(cands, tmp_path)
+    with pytest.raises(ValueError, match="2 candidates need 2 sources and 2 outputs, got 1 and 2"):
+        checklist.score(cands, sources[:1], outputs)
+
+
+def test_a_source_missing_from_the_reference_is_named(tmp_path):
+    cands, checklist, _, _ = _checklist(tmp_path)
+    checklist.source_paths["r10"] = "elsewhere/r10.png"
+    with pytest.raises(ValueError, match=r"not in the checklist reference, e\.g\. .elsewhere/r10\.png."):
+        checklist.score(cands, *_arrays(cands, tmp_path))
+
+
+def test_a_target_without_real_samples_is_refused(tmp_path):
+    cands, real = _images(tmp_path)
+    model = CornerModel()
+    reference = build_reference(real["path"].tolist(), model, lambda p: load_sample(p, "image", IMAGE), "image", IMAGE)
+    dev_only = real.assign(split="dev")  # no training data, and no row of the target slice
+    checklist = Checklist(reference, dev_only, {"r10": real["path"][10]}, ["a", "b"], model, "image", IMAGE)
+    with pytest.raises(ValueError, match="realism for 'condition=dark' needs real reference samples"):
+        checklist.score(cands, *_arrays(cands, tmp_path))
+
+
+def test_reference_round_trips_through_its_file(tmp_path):
+    _, checklist, _, _ = _checklist(tmp_path)
+    ref = checklist.reference
+    ref.save(tmp_path / "ref.npz")
+    back = Reference.load(tmp_path / "ref.npz")
+    assert back.paths.tolist() == ref.paths.tolist() and back.stat_names == ref.stat_names == IMAGE_STATS
+    for name in ("stats", "features", "probs"):
+        assert np.array_equal(getattr(back, name), getattr(ref, name))
 
 
 def _model_inputs_on_disk(tmp_path: Path, modality: str) -> tuple[list[str], dict]:

@@ -43,6 +43,7 @@ def test_every_stage_output_is_a_layout_path():
         "train": {lay.model("v1"), lay.metrics / "train_v1.json"},
         "evaluate": _evaluated(lay, "v1"),
         "analyze": {lay.analysis_dir, lay.targets, lay.metrics / "analysis.json"},
+        "reference": {lay.checklist_reference("v1")},
         "augment": {lay.candidates_dir},
         "filter": {lay.checklist_dir, lay.metrics / "checklist.json"},
         "build": {lay.train_set("v2"), lay.metrics / "card_v2.json"},
