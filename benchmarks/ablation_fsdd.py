@@ -54,7 +54,7 @@ import yaml
 from benchmarks.common import ROOT, SHARED, example_block
 from curation.analysis import error_table, top_targets
 from curation.candidates import allocate_budget, generate_candidates
-from curation.checklist import model_predictor, score_candidates, verdicts
+from curation.checklist import Checklist, build_reference, model_predictor, verdicts
 from curation.conditions import CLEAN, build_eval_set, hold_out_dev_noise, load_sample
 from curation.features import load_inputs
 from curation.io import write_json
@@ -190,12 +190,20 @@ class Experiment:
                                    min_share=self.min_share)  # fmt: skip
 
     def judge(self, cands: pd.DataFrame, model: torch.nn.Module) -> pd.DataFrame:
-        """The filter stage: checklist scores and verdicts of the candidates under the current model."""
+        """The reference, augment-scoring and filter stages: checklist scores and verdicts of the candidates
+        under the current model (here read back from their files)."""
         real = pd.concat([self.train, self.dev], ignore_index=True)
-        scores = score_candidates(cands, self.split.set_index("id")["path"].to_dict(), self.labels, real,
-                                  model_predictor(model, "audio", self.media),
-                                  "audio", self.media, lambda p: load_sample(p, "audio", self.media))  # fmt: skip
+        predict = model_predictor(model, "audio", self.media)
+        reference = build_reference(real["path"].tolist(), predict, self.load, "audio", self.media)
+        paths = self.split.set_index("id")["path"].to_dict()
+        checklist = Checklist(reference, real, paths, self.labels, predict, "audio", self.media)
+        scores = checklist.score(cands, [self.load(paths[s]) for s in cands["source_id"]],
+                                 [self.load(p) for p in cands["path"]])  # fmt: skip
         return verdicts(scores, self.block["checklist"])
+
+    def load(self, path: str) -> np.ndarray:
+        """A clip decoded as the pipelines take it."""
+        return load_sample(path, "audio", self.media)
 
 
 def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[str, Any]:

@@ -31,11 +31,13 @@ difference below -90 dB) or exactly (8-bit images).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -51,6 +53,7 @@ AUDIO_STATS = ("rms_db", "peak", "clip_frac", "silence_frac", "centroid_hz", "fl
 IMAGE_STATS = ("mean", "std", "sharpness")
 VERDICTS = ("accept", "review", "easy", "reject")
 EMBEDDING = "embedding"  # `least_typical` when the embedding realism is the smaller one
+SPECTRUM_SECONDS = 0.032  # Welch frame of the audio spectrum statistics (256 samples at 8 kHz)
 EMBED_K = 5  # the k of the k-th nearest real sample in embedding realism
 EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the widest feature's spread
 DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
@@ -60,39 +63,77 @@ MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so litt
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 
-def _batch_stats(x: np.ndarray, modality: str, sample_rate: int | None) -> dict[str, np.ndarray]:
-    """`quality_stats` of a stack of equally shaped samples (axis 0), one array per statistic."""
-    if modality == "image":
-        grey = x.mean(axis=3) if x.ndim == 4 else x
-        # 8-bit pixels give an integer Laplacian within +-2040: exact in int16, which is faster than float64.
-        g = grey.astype(np.int16) if grey.dtype == np.uint8 else grey.astype(np.float64)
-        lap = g[:, 1:-1, 1:-1] * 4 - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
-        return {"mean": grey.mean(axis=(1, 2)), "std": grey.std(axis=(1, 2)), "sharpness": lap.var(axis=(1, 2))}
-    if sample_rate is None:
-        raise ValueError("audio quality statistics need the sample rate")
-    a = x.astype(np.float64)
-    square = np.square(a)
-    frame = max(int(0.02 * sample_rate), 1)
-    n = a.shape[1] // frame
-    frames = square[:, : n * frame].reshape(len(a), n, frame) if n else square[:, None, :]
-    frame_db = 10 * np.log10(np.mean(frames, axis=2) + 1e-12)
-    power = np.abs(np.fft.rfft(a, axis=1)) ** 2 + 1e-12
-    freqs = np.fft.rfftfreq(a.shape[1], 1 / sample_rate)
-    magnitude = np.abs(a)
-    return {
-        "rms_db": 10 * np.log10(np.mean(square, axis=1) + 1e-12),
-        "peak": np.max(magnitude, axis=1),
-        "clip_frac": np.mean(magnitude >= 0.999, axis=1),
-        "silence_frac": np.mean(frame_db < -50.0, axis=1),
-        "centroid_hz": np.sum(freqs * power, axis=1) / np.sum(power, axis=1),
-        "flatness": np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1),
-    }
+def _image_stats(grey: np.ndarray) -> tuple[float, float, float]:
+    """Mean, standard deviation and Laplacian variance (interior pixels) of one grey image, with OpenCV: the
+    same numbers as the numpy expressions, a few times faster. 8-bit pixels give an integer Laplacian within
+    +-2040, exact in int16."""
+    depth = cv2.CV_16S if grey.dtype == np.uint8 else cv2.CV_64F
+    mean, std = cv2.meanStdDev(grey)
+    lap = cv2.Laplacian(grey, depth, ksize=1)[1:-1, 1:-1]
+    _, lap_std = cv2.meanStdDev(np.ascontiguousarray(lap))
+    return float(mean[0, 0]), float(std[0, 0]), float(lap_std[0, 0]) ** 2
+
+
+def _audio_stats(clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+    """AUDIO_STATS of clips of any lengths, one row each, in one vectorised pass over their concatenation.
+
+    Level, peak and clipping over the whole clip; silence: the share of 20 ms frames below -50 dBFS (a clip
+    shorter than a frame is one frame); spectrum: the Welch power spectrum, Hann frames of SPECTRUM_SECONDS (a
+    power of two of samples) half overlapping, their power averaged (a clip shorter than a frame zero-padded to
+    one). Averaging frames gives a stable estimate whose FFT size does not depend on the clip's length. Every
+    row is computed from its own clip alone, so a clip's statistics do not depend on the others in the call.
+
+    Each clip starts on a common grid (a multiple of both frame steps) in the concatenation, so that every frame
+    is a row of one strided view of it: no per-sample gather.
+    """
+    lengths = np.array([len(c) for c in clips])
+    if (lengths == 0).any():
+        raise ValueError(f"audio clip {int(np.argmax(lengths == 0))} has no samples")
+    n_fft = 1 << max(int(np.ceil(np.log2(SPECTRUM_SECONDS * sample_rate))), 1)
+    hop, frame = n_fft // 2, max(int(0.02 * sample_rate), 1)
+    grid = math.lcm(hop, frame)
+    slots = -(-np.maximum(lengths, n_fft) // grid) * grid  # each clip's room, zero beyond its samples
+    starts = np.concatenate([[0], np.cumsum(slots)[:-1]])
+    a = np.zeros(int(slots.sum()))
+    for s, c in zip(starts, clips, strict=True):
+        a[s : s + len(c)] = c
+    square, magnitude = np.square(a), np.abs(a)
+    # silence: 20 ms frames are rows of `square` cut in frames; a clip shorter than one is its single frame
+    per_clip = np.maximum(lengths // frame, 1)
+    first = np.concatenate([[0], np.cumsum(per_clip)[:-1]])
+    clip_of = np.repeat(np.arange(len(clips)), per_clip)
+    rows = starts[clip_of] // frame + np.arange(per_clip.sum()) - first[clip_of]
+    frame_power = square.reshape(-1, frame).sum(axis=1)[rows] / np.minimum(lengths, frame)[clip_of]
+    silent = np.add.reduceat((10 * np.log10(frame_power + 1e-12) < -50.0).astype(float), first) / per_clip
+    # spectrum: Hann frames hop apart are rows of a strided view; their power averaged per clip
+    windows = 1 + (np.maximum(lengths, n_fft) - n_fft) // hop
+    w_first = np.concatenate([[0], np.cumsum(windows)[:-1]])
+    w_clip = np.repeat(np.arange(len(clips)), windows)
+    w_rows = starts[w_clip] // hop + np.arange(windows.sum()) - w_first[w_clip]
+    frames = np.lib.stride_tricks.sliding_window_view(a, n_fft)[::hop][w_rows] * np.hanning(n_fft)
+    spectrum = np.fft.rfft(frames, axis=1)
+    power = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, w_first, axis=0) / windows[:, None] + 1e-12
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    return np.column_stack([
+        10 * np.log10(np.add.reduceat(square, starts) / lengths + 1e-12),  # the zero room adds nothing
+        np.maximum.reduceat(magnitude, starts),
+        np.add.reduceat((magnitude >= 0.999).astype(float), starts) / lengths,
+        silent,
+        np.sum(freqs * power, axis=1) / np.sum(power, axis=1),
+        np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1),
+    ])  # fmt: skip
+
+
+def _image_stats_stack(x: np.ndarray) -> np.ndarray:
+    """IMAGE_STATS of a stack of equally shaped images (axis 0), one row each."""
+    grey = x.mean(axis=3) if x.ndim == 4 else x
+    return np.array([_image_stats(g) for g in grey]).reshape(-1, 3)
 
 
 def quality_stats(x: np.ndarray, modality: str, sample_rate: int | None = None) -> dict[str, float]:
     """Quality statistics of one sample: level, clipping, silence and spectrum for audio; exposure,
     contrast and sharpness for images."""
-    return {name: float(v[0]) for name, v in _batch_stats(x[None], modality, sample_rate).items()}
+    return {k: float(v) for k, v in stats_table([x], modality, sample_rate).iloc[0].items()}
 
 
 def _by_shape(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -104,13 +145,17 @@ def _by_shape(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def stats_table(arrays: Sequence[np.ndarray], modality: str, sample_rate: int | None = None) -> pd.DataFrame:
-    """`quality_stats` of many samples as a table (one row per sample, in order), vectorised per shape."""
-    names = IMAGE_STATS if modality == "image" else AUDIO_STATS
-    out = np.empty((len(arrays), len(names)))
+    """`quality_stats` of many samples as a table (one row per sample, in order): audio in one vectorised pass,
+    images per shape."""
+    if modality == "audio":
+        if sample_rate is None:
+            raise ValueError("audio quality statistics need the sample rate")
+        out = _audio_stats(arrays, sample_rate) if len(arrays) else np.empty((0, len(AUDIO_STATS)))
+        return pd.DataFrame(out, columns=list(AUDIO_STATS))
+    out = np.empty((len(arrays), len(IMAGE_STATS)))
     for idx in _by_shape(arrays):
-        stats = _batch_stats(np.stack([arrays[i] for i in idx]), modality, sample_rate)
-        out[idx] = np.column_stack([stats[name] for name in names])
-    return pd.DataFrame(out, columns=list(names))
+        out[idx] = _image_stats_stack(np.stack([arrays[i] for i in idx]))
+    return pd.DataFrame(out, columns=list(IMAGE_STATS))
 
 
 def _tails(candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -214,25 +259,28 @@ def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dic
     return out
 
 
-def _standardised(x: np.ndarray) -> tuple[np.ndarray, np.floating]:
-    """x minus its mean, and its standard deviation (the operations of np.std, so equal to it)."""
-    centred = x - x.mean()
-    return centred, np.sqrt(np.mean(np.square(centred)))
+def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """x (flattened, float64) minus its mean, and its norm."""
+    c = x.astype(np.float64).ravel()
+    c = c - c.mean()
+    return c, float(np.sqrt(c @ c))
 
 
 def _retentions(
     arrays: Sequence[np.ndarray], pairs: np.ndarray, modality: str, media_cfg: dict[str, Any]
 ) -> np.ndarray:
-    """`retention` of each (source, candidate) row of `pairs` (positions in `arrays`); each source is
-    standardised once however many candidates it has."""
+    """`retention` of each (source, candidate) row of `pairs` (positions in `arrays`): the Pearson correlation
+    (centred dot product over the product of norms), floored at 0; each source is centred once however many
+    candidates it has, and one candidate at a time (bounded memory)."""
     mels = _log_mels(arrays, np.unique(pairs).tolist(), media_cfg) if modality == "audio" else {}
     out = np.empty(len(pairs))
     for src, rows in pd.Series(np.arange(len(pairs))).groupby(pairs[:, 0]).indices.items():
-        a, sa = _standardised(mels[src] if mels else arrays[src].astype(np.float64).ravel())
+        a, na = _centred(mels[src] if mels else arrays[src])
         for k in rows:
-            i = pairs[k, 1]
-            b, sb = _standardised(mels[i] if mels else arrays[i].astype(np.float64).ravel())
-            out[k] = 0.0 if sa == 0 or sb == 0 else max(float(np.mean(a * b) / (sa * sb)), 0.0)
+            b, nb = _centred(mels[pairs[k, 1]] if mels else arrays[pairs[k, 1]])
+            if a.shape != b.shape:
+                raise ValueError(f"retention compares equally shaped samples, got {a.shape} and {b.shape}")
+            out[k] = 0.0 if na == 0 or nb == 0 else max(float(a @ b) / (na * nb), 0.0)
     return out
 
 

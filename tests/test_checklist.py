@@ -51,6 +51,29 @@ def test_audio_quality_stats_see_clipping_silence_and_spectrum():
     assert stats["silence_frac"] == pytest.approx(0.5) and stats["clip_frac"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_image_statistics_are_the_mean_the_spread_and_the_variance_of_the_interior_laplacian(dtype):
+    img = np.random.default_rng(4).integers(0, 256, (23, 17)).astype(dtype)
+    g = img.astype(np.float64)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    stats = quality_stats(img, "image")
+    assert stats == pytest.approx({"mean": g.mean(), "std": g.std(), "sharpness": lap.var()}, rel=1e-12)
+
+
+def test_audio_flatness_is_near_one_for_white_noise_and_near_zero_for_a_tone():
+    sr = 8000
+    noise = np.random.default_rng(5).normal(0, 0.1, sr).astype(np.float32)
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    assert quality_stats(noise, "audio", sr)["flatness"] > 0.8
+    assert quality_stats(tone, "audio", sr)["flatness"] < 0.01
+    assert quality_stats(noise, "audio", sr)["centroid_hz"] == pytest.approx(2000, rel=0.05)  # flat to 4 kHz
+
+
+def test_a_clip_shorter_than_a_spectrum_frame_still_has_statistics():
+    stats = quality_stats(np.full(100, 0.1, np.float32), "audio", 8000)
+    assert np.isfinite(list(stats.values())).all() and stats["rms_db"] == pytest.approx(-20.0)
+
+
 def test_retention_is_one_for_a_contrast_change_and_low_for_unrelated_content():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (16, 16)).astype(np.uint8)

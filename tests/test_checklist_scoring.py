@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.checklist import (
     IMAGE_STATS,
@@ -244,3 +246,13 @@ def test_retentions_of_many_pairs_equal_the_retention_of_each_pair(tmp_path, mod
     many = _retentions([source, *noisy], pairs, modality, media)
     assert many.tolist() == [retention(source, c, modality, media) for c in noisy]
     assert 1 > many[0] > many[1] > many[2] > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=6), st.integers(0, 2**32 - 1))
+def test_audio_statistics_of_a_clip_do_not_depend_on_the_others_in_the_call(lengths, seed):
+    rng = np.random.default_rng(seed)
+    clips = [(rng.uniform(0.0, 1.2) * rng.standard_normal(n)).clip(-1, 1).astype(np.float32) for n in lengths]
+    table = stats_table(clips, "audio", 8000)
+    assert table.to_dict("records") == [quality_stats(x, "audio", 8000) for x in clips]
+    assert np.isfinite(table.to_numpy()).all()

@@ -179,14 +179,17 @@ def test_model_file_errors(tmp_path, image_result):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_predict_proba_restores_the_mode(image_data):
+def test_predict_proba_leaves_the_model_untouched_and_equals_its_forward(image_data):
     (xt, _), _ = image_data
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model("image", 3, {"image": IMAGE})
     model.train()
-    probs = predict_proba(model, xt[:5], batch_size=2)
+    probs = predict_proba(model, xt[:5], batch_size=2)  # computed on a channels-last copy
     assert probs.shape == (5, 3) and probs.dtype == np.float32 and model.training
+    assert all(w.is_contiguous() for w in model.state_dict().values())  # the saved layout is unchanged
+    with torch.no_grad():
+        np.testing.assert_allclose(probs, torch.softmax(model.eval()(xt[:5]), dim=1).numpy(), atol=1e-6)
 
 
 def test_input_validation(image_data):
