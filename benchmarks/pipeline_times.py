@@ -32,6 +32,7 @@ STAGES = (
     "train",
     "evaluate",
     "analyze",
+    "reference",
     "augment",
     "filter",
     "review",
