@@ -52,6 +52,8 @@ from curation.train import embed
 AUDIO_STATS = ("rms_db", "peak", "clip_frac", "silence_frac", "centroid_hz", "flatness")
 IMAGE_STATS = ("mean", "std", "sharpness")
 VERDICTS = ("accept", "review", "easy", "reject")
+SCORE_COLUMNS = ("id", "target_slice", "label", "source_id", "path", "realism", "least_typical", "embedding_realism",
+                 "p_source", "retention", "clarity", "p_model", "weakness", "predicted")  # fmt: skip
 EMBEDDING = "embedding"  # `least_typical` when the embedding realism is the smaller one
 SPECTRUM_SECONDS = 0.032  # Welch frame of the audio spectrum statistics (256 samples at 8 kHz)
 EMBED_K = 5  # the k of the k-th nearest real sample in embedding realism
@@ -443,6 +445,8 @@ class Checklist:
         n = len(candidates)
         if len(sources) != n or len(outputs) != n:
             raise ValueError(f"{n} candidates need {n} sources and {n} outputs, got {len(sources)} and {len(outputs)}")
+        if n == 0:
+            return empty_scores()
         probs, features = self.predict(outputs)
         stats = stats_table(outputs, self.modality, self.media_cfg.get("sample_rate")).to_numpy()
         names = np.array(self.reference.stat_names)
@@ -461,7 +465,7 @@ class Checklist:
         p_source = self.reference.probs[src_rows, label_index]
         kept = _retentions([*sources, *outputs], np.column_stack([np.arange(n), n + np.arange(n)]),
                            self.modality, self.media_cfg)  # fmt: skip
-        return pd.DataFrame(
+        scores = pd.DataFrame(
             {
                 "id": candidates["id"].to_numpy(),
                 "target_slice": candidates["target_slice"].to_numpy(),
@@ -479,3 +483,9 @@ class Checklist:
                 "predicted": probs.argmax(axis=1),
             }
         )
+        return scores[list(SCORE_COLUMNS)]
+
+
+def empty_scores() -> pd.DataFrame:
+    """The table `Checklist.score` returns, with no candidate in it (no target had a budget)."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORE_COLUMNS})

@@ -410,7 +410,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
     """Generate candidates for the top slices, the budget shared by priority, and score them on the checklist
     while they are in memory."""
     from curation.candidates import generate_candidates
-    from curation.checklist import Checklist, Reference, model_predictor
+    from curation.checklist import Checklist, Reference, empty_scores, model_predictor
     from curation.train import load_model
 
     params, cfg, lay = _context(args)
@@ -446,7 +446,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
             on_batch=lambda rows, sources, outputs: scored.append(checklist.score(rows, sources, outputs)),
         )
         manifest.write(cands, tmp / "candidates.parquet")
-        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+        scores = pd.concat(scored, ignore_index=True) if scored else empty_scores()
         scores.to_parquet(tmp / "scores.parquet", index=False)
         write_json(tmp / "plan.json", plan)
     print(f"{args.dataset}: {len(cands)} candidates made and scored; allocation {plan['allocation']}")

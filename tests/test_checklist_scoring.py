@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from curation.checklist import (
     IMAGE_STATS,
+    SCORE_COLUMNS,
     Checklist,
     Reference,
     _log_mels,
@@ -23,6 +24,7 @@ from curation.checklist import (
     realism,
     retention,
     stats_table,
+    verdicts,
 )
 from curation.conditions import load_sample
 from curation.features import load_inputs, log_mel
@@ -150,6 +152,14 @@ def test_scoring_in_batches_equals_scoring_at_once(tmp_path):
     whole = checklist.score(cands, sources, outputs)
     parts = [checklist.score(cands.iloc[[k]], sources[k : k + 1], outputs[k : k + 1]) for k in range(len(cands))]
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
+def test_no_candidates_give_an_empty_table_that_verdicts_and_counts_accept(tmp_path):
+    cands, checklist, model, _ = _checklist(tmp_path)
+    scores = checklist.score(cands.iloc[:0], [], [])
+    assert list(scores.columns) == list(SCORE_COLUMNS) and len(scores) == 0 and model.calls == 1  # the reference's
+    judged = verdicts(scores, {"realism_min": 0.01, "clarity_reject": 0.3, "clarity_accept": 0.6, "weakness_min": 0.02})
+    assert judged.groupby(["target_slice", "verdict"]).size().empty
 
 
 def test_scoring_needs_one_source_and_one_output_per_candidate(tmp_path):
