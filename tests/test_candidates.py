@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,7 +99,6 @@ def test_oversampling_makes_more_candidates_per_budgeted_sample_and_keeps_the_fi
 
 
 def test_oversample_must_be_a_positive_integer(tmp_path):
-    import pytest
 
     from curation.candidates import generate_candidates
 
@@ -146,7 +146,8 @@ def test_parallel_generation_gives_the_serial_bytes(tmp_path):
         assert (tmp_path / f"serial{rel}").read_bytes() == (tmp_path / f"parallel{rel}").read_bytes()
 
 
-def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(tmp_path, monkeypatch, workers):
     import numpy as np
 
     from curation import candidates
@@ -158,7 +159,7 @@ def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(t
     seen: list[tuple[pd.DataFrame, list, list]] = []
     cands, _ = candidates.generate_candidates(
         split, noise, [{"slice": "condition=phone", "priority": 1.0}], policies, 9, "audio", {"sample_rate": 8000},
-        5, tmp_path / "out", on_batch=lambda rows, xs, ys: seen.append((rows, xs, ys)),
+        5, tmp_path / "out", workers=workers, on_batch=lambda rows, xs, ys: seen.append((rows, xs, ys)),
     )  # fmt: skip
     assert [len(rows) for rows, _, _ in seen] == [4, 4, 1]
     assert pd.concat([rows for rows, _, _ in seen])["id"].tolist() == cands["id"].tolist()
@@ -180,7 +181,6 @@ def test_min_share_gives_every_positive_slice_a_floor_and_shares_the_rest_by_pri
 
 
 def test_min_share_that_the_budget_cannot_pay_is_refused():
-    import pytest
 
     with pytest.raises(ValueError, match="exceeds the whole budget"):
         allocate_budget({"a": 1.0, "b": 1.0, "c": 1.0}, 100, min_share=0.4)
