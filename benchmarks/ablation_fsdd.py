@@ -53,7 +53,7 @@ import yaml
 
 from benchmarks.common import ROOT, SHARED, example_block
 from curation.analysis import error_table, top_targets
-from curation.candidates import allocate_budget, generate_candidates
+from curation.candidates import SINK_BATCH, allocate_budget, generate_candidates
 from curation.checklist import Checklist, build_reference, model_predictor, verdicts
 from curation.conditions import CLEAN, build_eval_set, hold_out_dev_noise, load_sample
 from curation.features import load_inputs
@@ -197,9 +197,12 @@ class Experiment:
         reference = build_reference(real["path"].tolist(), predict, self.load, "audio", self.media)
         paths = self.split.set_index("id")["path"].to_dict()
         checklist = Checklist(reference, real, paths, self.labels, predict, "audio", self.media)
-        scores = checklist.score(cands, [self.load(paths[s]) for s in cands["source_id"]],
-                                 [self.load(p) for p in cands["path"]])  # fmt: skip
-        return verdicts(scores, self.block["checklist"])
+        parts = []
+        for start in range(0, len(cands), SINK_BATCH):  # the augment stage's batches: bounded memory
+            chunk = cands.iloc[start : start + SINK_BATCH]
+            parts.append(checklist.score(chunk, [self.load(paths[s]) for s in chunk["source_id"]],
+                                         [self.load(p) for p in chunk["path"]]))  # fmt: skip
+        return verdicts(pd.concat(parts, ignore_index=True), self.block["checklist"])
 
     def load(self, path: str) -> np.ndarray:
         """A clip decoded as the pipelines take it."""
