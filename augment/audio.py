@@ -122,8 +122,6 @@ class BackgroundNoise(AudioTransform):
         self.sample_rate = pool.sample_rate
         self._clips = {clip.id: clip for clip in clips}
         self._ids = list(self._clips)
-        self._audible: dict[tuple[str, int], np.ndarray] = {}
-        self._energy: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_spec(cls, args: Mapping[str, Any], noise: NoisePool | None = None) -> AudioTransform:
@@ -149,28 +147,11 @@ class BackgroundNoise(AudioTransform):
         cannot be mixed at any SNR. A window is audible if its level is within AUDIBLE_DB of the loudest
         window's; windows wrap around the clip's end as `fit_length` does.
         """
-        key = (clip.id, n)
-        if key not in self._audible:
-            size = clip.samples.size
-            energy = self._cumulative_energy(clip, n)
-            window = energy[n : n + size] - energy[:size]
-            self._audible[key] = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
-        offsets = self._audible[key]
+        size = clip.samples.size
+        energy = clip.cumulative_energy(size + n)
+        window = energy[n : n + size] - energy[:size]
+        offsets = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
         return int(offsets[int(rng.integers(offsets.size))])
-
-    def _cumulative_energy(self, clip: NoiseClip, n: int) -> np.ndarray:
-        """[0, cumsum(x**2)] of the clip repeated to at least size + n samples, kept per clip.
-
-        A cumulative sum is sequential, so the first size + n + 1 values are the same bits whatever the
-        length computed: one array per clip serves every clip length n (speech clips all differ).
-        """
-        energy = self._energy.get(clip.id)
-        if energy is None or energy.size < clip.samples.size + n + 1:
-            x = clip.samples.astype(np.float64)
-            tiled = np.resize(x, 2 * x.size + max(n, x.size))  # np.resize repeats the clip
-            energy = np.concatenate([[0.0], np.cumsum(tiled**2)])
-            self._energy[clip.id] = energy
-        return energy
 
     def _apply(self, x: np.ndarray, sample_rate: int, params: Mapping[str, Any]) -> np.ndarray:
         if sample_rate != self.sample_rate:

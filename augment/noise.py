@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,12 +21,13 @@ class NoiseClip:
     group: str
     samples: np.ndarray
     sample_rate: int
+    _energy: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for field in ("id", "group"):
-            value = getattr(self, field)
+        for name in ("id", "group"):
+            value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise ValueError(f"noise clip {field} must be a non-empty string, got {value!r}")
+                raise ValueError(f"noise clip {name} must be a non-empty string, got {value!r}")
         samples = np.asarray(self.samples)
         if samples.ndim != 1 or samples.size == 0 or not np.issubdtype(samples.dtype, np.floating):
             raise ValueError(
@@ -44,6 +45,21 @@ class NoiseClip:
         frozen = samples.astype(np.float32)  # always a copy: the caller's array stays theirs
         frozen.flags.writeable = False
         object.__setattr__(self, "samples", frozen)
+
+    def cumulative_energy(self, length: int) -> np.ndarray:
+        """[0, cumsum(x**2)] in float64 over the clip repeated cyclically to at least `length` samples (and two
+        periods): the energy of any stretch of the repeated clip is the difference of two entries.
+
+        Kept on the clip, so every transform drawing from it shares one array, and extended only when a longer
+        length is asked for. An accumulated sum is sequential, so its first values are the same bits whatever
+        the length computed.
+        """
+        if self._energy is None or self._energy.size < length + 1:
+            x = self.samples.astype(np.float64)
+            energy = np.concatenate([[0.0], np.cumsum(np.resize(x, max(length, 2 * x.size)) ** 2)])
+            energy.flags.writeable = False
+            object.__setattr__(self, "_energy", energy)
+        return self._energy
 
 
 class NoisePool:

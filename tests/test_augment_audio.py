@@ -110,6 +110,17 @@ def test_noise_clip_keeps_a_read_only_float32_copy():
     assert not noise.samples.flags.writeable
 
 
+def test_noise_clip_cumulative_energy_wraps_and_extends_without_changing_its_prefix():
+    noise = NoiseClip("x", "car", np.array([0.5, -1.0, 0.25], np.float32), SR)
+    short = noise.cumulative_energy(4).copy()
+    np.testing.assert_array_equal(short, [0.0, 0.25, 1.25, 1.3125, 1.5625, 2.5625, 2.625])  # two periods at least
+    longer = noise.cumulative_energy(10)
+    assert longer.size == 11
+    assert longer[10] - longer[9] == 0.25  # sample 9 is sample 0 (0.5) of the fourth period
+    np.testing.assert_array_equal(longer[: short.size], short)
+    assert noise.cumulative_energy(5) is longer  # served from the kept array
+
+
 # --- pipeline: determinism, replay, records ---------------------------------------------------------------
 
 
