@@ -47,7 +47,7 @@ from curation.features import log_mel, to_inputs
 from curation.io import atomic_path
 from curation.models import SmallCNN
 from curation.slices import slice_mask
-from curation.train import embed
+from curation.train import EVAL_BATCH, inference_copy, run_batches
 
 AUDIO_STATS = ("rms_db", "peak", "clip_frac", "silence_frac", "centroid_hz", "flatness")
 IMAGE_STATS = ("mean", "std", "sharpness")
@@ -320,12 +320,15 @@ def least_typical(candidates: pd.DataFrame, reference: pd.DataFrame) -> list[str
 def model_predictor(model: SmallCNN, modality: str, media_cfg: dict[str, Any]) -> Predict:
     """The model as `score_candidates` calls it: predict(decoded samples, as `conditions.load_sample` returns
     them) -> (class probabilities (N, C), penultimate features (N, D)), both from one forward pass, so that no
-    file is read twice and the network runs once."""
+    file is read twice and the network runs once. The model is copied for inference once (`inference_copy`), not
+    once per call: later changes to `model` do not reach the predictor."""
+    network = inference_copy(model)
 
     def predict(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        features = embed(model, to_inputs(arrays, modality, {modality: media_cfg}))
+        x = to_inputs(arrays, modality, {modality: media_cfg})
+        features = run_batches(network, x, lambda net, xb: net.embed(xb), EVAL_BATCH)
         with torch.inference_mode():
-            probs = torch.softmax(model.head(torch.from_numpy(features)), dim=1)
+            probs = torch.softmax(network.head(torch.from_numpy(features)), dim=1)
         return probs.numpy(), features
 
     return predict

@@ -196,35 +196,39 @@ def train_model(
     )
 
 
-def _batched(
-    model: nn.Module, x: Tensor | np.ndarray, fn: Callable[[nn.Module, Tensor], Tensor], batch_size: int
+def inference_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of the model whose weights are in channels-last memory format, for prediction:
+    channels-last convolutions give the same numbers within float rounding (~1e-7) about twice as fast on this
+    CPU, and the model itself (its mode, its weights' layout, hence what `save_model` writes) is untouched."""
+    return copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+
+
+def run_batches(
+    network: nn.Module, x: Tensor | np.ndarray, fn: Callable[[nn.Module, Tensor], Tensor], batch_size: int
 ) -> np.ndarray:
-    """`fn(network, batch)` over `x` in batches, concatenated: on an eval-mode copy of the model whose weights
-    are in channels-last memory format, without gradients. Channels-last convolutions give the same numbers
-    within float rounding (~1e-7) about twice as fast on this CPU; the model itself (its mode, its weights'
-    layout, hence what `save_model` writes) is untouched."""
+    """`fn(network, batch)` over `x` in batches without gradients, concatenated; `network` as `inference_copy`
+    makes it (a caller predicting many batches with one model copies it once)."""
     xt = _as_inputs(x, "prediction inputs")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    network = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
     with torch.inference_mode():
         parts = [fn(network, xt[i : i + batch_size]) for i in range(0, xt.shape[0], batch_size)]
     return torch.cat(parts).float().numpy()
 
 
 def predict_proba(model: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Class probabilities (N, C) as float32, in eval mode without gradients (see `_batched`: the model itself is
-    untouched)."""
-    return _batched(model, x, lambda net, xb: torch.softmax(net(xb), dim=1), batch_size)
+    """Class probabilities (N, C) as float32, in eval mode without gradients (see `inference_copy`: the model
+    itself is untouched)."""
+    return run_batches(inference_copy(model), x, lambda net, xb: torch.softmax(net(xb), dim=1), batch_size)
 
 
 def embed(model: SmallCNN, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Penultimate features (N, D) as float32: the globally pooled features the linear head classifies
-    (`SmallCNN.embed`), in eval mode without gradients (see `_batched`: the model itself is untouched).
+    (`SmallCNN.embed`), in eval mode without gradients (see `inference_copy`: the model itself is untouched).
 
     For clustering a model's errors (weak-slice discovery): samples the model sees alike lie close together.
     """
-    return _batched(model, x, lambda net, xb: net.embed(xb), batch_size)
+    return run_batches(inference_copy(model), x, lambda net, xb: net.embed(xb), batch_size)
 
 
 def _plain(obj: Any, what: str) -> Any:

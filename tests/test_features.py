@@ -69,6 +69,23 @@ def test_log_mel_of_silence_is_the_floor_and_shape_is_checked():
         log_mel(torch.zeros(4000), 8000, 256, 80, 40)
 
 
+@pytest.mark.parametrize(
+    ("batch", "samples", "n_fft", "hop"), [(1, 129, 256, 80), (3, 8000, 256, 80), (2, 301, 400, 160)]
+)
+def test_log_mel_frames_are_those_of_torch_centred_stft(batch, samples, n_fft, hop):
+    x = torch.from_numpy(np.random.default_rng(samples).normal(size=(batch, samples)).astype(np.float32))
+    spec = torch.stft(x, n_fft, hop, n_fft, torch.hann_window(n_fft), center=True, pad_mode="reflect",
+                      return_complex=True)  # fmt: skip
+    power = spec.real.square() + spec.imag.square()
+    expected = torch.log(torch.matmul(mel_filterbank(8000, n_fft, 20), power) + 1e-6)
+    assert torch.equal(log_mel(x, 8000, n_fft, hop, 20), expected)
+
+
+def test_log_mel_needs_more_samples_than_half_a_window():
+    with pytest.raises(ValueError, match="n_fft // 2 = 128 samples: waveforms need more, got 128"):
+        log_mel(torch.zeros(1, 128), 8000, 256, 80, 40)
+
+
 def test_model_input_is_normalised_per_utterance_and_gain_invariant():
     # tones in a little noise, so that every band sits well above the log floor
     noise = np.random.default_rng(0).normal(0.0, 0.01, size=(2, 4000)).astype(np.float32)
