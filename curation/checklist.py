@@ -61,6 +61,7 @@ EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the wid
 DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
 REFERENCE_BATCH = 256  # real files decoded and run through the model at a time when building a Reference
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
+STATS_CHUNK = 32  # clips per vectorised statistics pass: its temporaries stay small (twice as fast as 256 at once)
 
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
@@ -147,12 +148,13 @@ def _by_shape(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def stats_table(arrays: Sequence[np.ndarray], modality: str, sample_rate: int | None = None) -> pd.DataFrame:
-    """`quality_stats` of many samples as a table (one row per sample, in order): audio in one vectorised pass,
-    images per shape."""
+    """`quality_stats` of many samples as a table (one row per sample, in order): audio in vectorised passes of
+    STATS_CHUNK clips (a row depends on its own clip alone), images per shape."""
     if modality == "audio":
         if sample_rate is None:
             raise ValueError("audio quality statistics need the sample rate")
-        out = _audio_stats(arrays, sample_rate) if len(arrays) else np.empty((0, len(AUDIO_STATS)))
+        parts = [_audio_stats(arrays[i : i + STATS_CHUNK], sample_rate) for i in range(0, len(arrays), STATS_CHUNK)]
+        out = np.concatenate(parts) if parts else np.empty((0, len(AUDIO_STATS)))
         return pd.DataFrame(out, columns=list(AUDIO_STATS))
     out = np.empty((len(arrays), len(IMAGE_STATS)))
     for idx in _by_shape(arrays):
