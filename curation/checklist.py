@@ -265,8 +265,8 @@ def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dic
 
 def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
     """x (flattened, float64) minus its mean, and its norm."""
-    c = x.astype(np.float64).ravel()
-    c = c - c.mean()
+    c = x.astype(np.float64).ravel()  # a copy: centred in place
+    c -= c.mean()
     return c, float(np.sqrt(c @ c))
 
 
