@@ -1,7 +1,7 @@
 """Ablation on real speech: does targeting earn its place, and does the checklist? (issue 5)
 
 Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
-    [--arms a,b,c,d,d/2,d~] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
+    [--arms a,b,c,d,d/2,d~,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
     [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
 (300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
@@ -30,7 +30,10 @@ Per seed (it seeds the network's initialisation and shuffling, and every candida
      prints and records each arm's `short_of_budget`;
  (d/2): (d) with half the budget;
  (d~): (d)'s checklist verdicts with the other `build.pick` order (separates what the filter does from what
-     the order of picking does).
+     the order of picking does);
+ (e): (d) with a noise-aware judge of clarity: arm (b)'s model (clean clips + blind augmentation from the same
+     transforms) gives p(y | candidate), which replaces p(y | source) x retention; realism and weakness stay the
+     current model's. A probe of "a reference recognizer that is stronger or different" (runs (b) with it).
 Report: per arm and test slice, the mean accuracy over seeds with a 95% cluster-bootstrap interval (test clips
 resampled, each clip's conditions together) and the seeds' range; then the bar of issue 5 for (d), and the
 checklist's test: (d) - (c) on the weakest slice, and (d/2) - (c), as paired intervals of the seed means.
@@ -65,7 +68,7 @@ from curation.versions import PICKS, within_budget
 
 FSDD, NOISE = SHARED / "fsdd", SHARED / "noise"
 TRAIN_INDICES, DEV_INDICES, TEST_INDICES = range(10, 50), range(5, 10), range(0, 5)
-ARMS = ("a", "b", "c", "d", "d/2", "d~")
+ARMS = ("a", "b", "c", "d", "d/2", "d~", "e")
 RANDOM = "random"
 # Issue 5's bar for arm (d): mean of the seeds at least this on the slice.
 BAR = {"condition=machine_0db": 0.85, "condition=machine_5db": 0.93, "condition=human_5db": 0.93,
@@ -204,6 +207,13 @@ class Experiment:
                                          [self.load(p) for p in chunk["path"]]))  # fmt: skip
         return verdicts(pd.concat(parts, ignore_index=True), self.block["checklist"])
 
+    def rejudge(self, judged: pd.DataFrame, judge: torch.nn.Module) -> pd.DataFrame:
+        """`judged` with clarity replaced by `judge`'s probability of each candidate's label, and new verdicts."""
+        probs = predict_proba(judge, self.inputs(judged))
+        clarity = probs[np.arange(len(judged)), self.targets(judged["label"])]
+        rescored = judged.drop(columns=["verdict", "reason"]).assign(clarity=clarity.astype(float))
+        return verdicts(rescored, self.block["checklist"])
+
     def load(self, path: str) -> np.ndarray:
         """A clip decoded as the pipelines take it."""
         return load_sample(path, "audio", self.media)
@@ -224,17 +234,19 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     current, info = exp.fit(exp.train.iloc[:0], seed)
     record("a", current, info)
     policies = exp.block["augment"]["policies"]
+    blind_model = None
     if "b" in arms:
         blind = {RANDOM: untargeted_policy(policies)}
         random_cands, _ = exp.candidates([{"slice": RANDOM, "priority": 1.0}], blind, exp.budget, 1, seed, "b")
-        record("b", *exp.fit(random_cands, seed))
+        blind_model, info = exp.fit(random_cands, seed)
+        record("b", blind_model, info)
     targets = exp.priorities(current, seed)
     pool, plan = exp.candidates(targets, policies, exp.budget, exp.oversample, seed, "targeted")
     out["plan"] = plan | {"targets": targets}
     if "c" in arms:
         first = pool.groupby("target_slice", sort=False).cumcount() < pool["target_slice"].map(plan["allocation"])
         record("c", *exp.fit(pool[first], seed))
-    checked = [arm for arm in ("d", "d/2", "d~") if arm in arms]
+    checked = [arm for arm in ("d", "d/2", "d~", "e") if arm in arms]
     if not checked:
         return out
     start = time.perf_counter()
@@ -247,11 +259,19 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     priorities = {t["slice"]: t["priority"] for t in targets}
     pick = exp.pick
     other = next(p for p in PICKS if p != pick)
-    for arm, budget, order in (("d", exp.budget, pick), ("d/2", exp.budget // 2, pick), ("d~", exp.budget, other)):
+    if "e" in checked:
+        rejudged = exp.rejudge(judged, blind_model)
+        counts_e = rejudged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
+        print(f"seed {seed}: verdicts with (b)'s model judging clarity:\n{counts_e.to_string()}", flush=True)
+        out["plan"]["verdicts_e"] = {s: r.to_dict() for s, r in counts_e.iterrows()}
+    arms_d = (("d", exp.budget, pick, "d"), ("d/2", exp.budget // 2, pick, "d"), ("d~", exp.budget, other, "d"),
+              ("e", exp.budget, pick, "e"))  # fmt: skip
+    for arm, budget, order, verdict_set in arms_d:
         if arm not in checked:
             continue
-        paid = within_budget(judged, exp.allocation(priorities, budget), order, seed)
-        model, info = exp.fit(pool[pool["id"].isin(judged.loc[paid, "id"])], seed)
+        scored = rejudged if verdict_set == "e" else judged
+        paid = within_budget(scored, exp.allocation(priorities, budget), order, seed)
+        model, info = exp.fit(pool[pool["id"].isin(scored.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})
     out["plan"]["verdicts"] = {s: r.to_dict() for s, r in counts.iterrows()}
     return out
@@ -300,10 +320,16 @@ def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int,
         print("\nbar for (d): " + "; ".join(f"{s} {v['got']:.3f} >= {v['need']} {'met' if v['met'] else 'NOT met'}"
                                             for s, v in bar.items()))  # fmt: skip
         out["bar"] = bar
-    if not {"c", "d", "d/2"} <= set(arms):
+    if "c" not in arms:
         return out
     c = table[(table["arm"] == "c") & (table["slice"] != "condition=clean")]
     weakest = str(c.loc[c["accuracy"].idxmin(), "slice"])
+    if "e" in arms:
+        e = paired(test, runs, "c", "e", weakest, seed)
+        print(f"noise-aware clarity on {weakest}: (e) - (c) = {e[0]:+.3f} [{e[1]:+.3f}, {e[2]:+.3f}]")
+        out["e_minus_c"] = e
+    if not {"d", "d/2"} <= set(arms):
+        return out
     full = paired(test, runs, "c", "d", weakest, seed)
     half = paired(test, runs, "c", "d/2", weakest, seed)
     beats, matches = full[1] > 0, half[1] > -NON_INFERIORITY
@@ -342,7 +368,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=None, help="keep the generated files in this folder")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
-    arms = tuple(a for a in ARMS if a == "a" or a in args.arms.split(","))
+    asked = set(args.arms.split(","))
+    arms = tuple(a for a in ARMS if a == "a" or a in asked or (a == "b" and "e" in asked))  # (e) needs (b)'s model
     unknown = sorted(set(args.arms.split(",")) - set(ARMS))
     if unknown:
         parser.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")

@@ -1,6 +1,6 @@
 """Throughput of candidate generation + checklist scoring against raw audiomentations / albumentations.
 
-Usage (from the repository root): python -m benchmarks.augment_throughput [--runs 3] [--samples 300]
+Usage (from the repository root): python -m benchmarks.augment_throughput [--runs 5] [--samples 300]
     [--modality audio image] [--epochs 3] [--warmup 1] [--seed 0]     (progress bars go to stderr)
 Target (issue 5): the project's candidates + scoring run at no less than 70% of the raw libraries'
 throughput for the same transforms on this machine. Data is read where it lives (../shared/data).
@@ -300,7 +300,7 @@ def bench(modality: str, setup: Callable[[int, int], Any], args: argparse.Namesp
 def main() -> int:
     """Run the benchmark; exit 0 having printed the numbers, or 0 with a note when the data is absent."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--modality", nargs="+", choices=["audio", "image"], default=["audio", "image"])
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the (untimed) model the checklist uses")

@@ -38,3 +38,16 @@ def test_report_of_a_subset_of_arms_gives_the_table_and_the_bar_without_the_chec
         "condition=clean": {"need": 0.99, "got": 1.0, "met": True},
     }
     assert "weakest" not in out and "checklist" not in capsys.readouterr().out
+
+
+def test_report_gives_the_noise_aware_arm_against_targeting_on_the_weakest_slice(capsys):
+    test = pd.DataFrame(
+        {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
+    )
+    c, e = [1, 0, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]  # machine 0 dB: c right on 2 of 4 clips, e on all
+    runs = {s: {"a": {"correct": [1, 0] * 4}, "c": {"correct": c}, "e": {"correct": e}} for s in (1, 2)}
+    out = report(test, runs, seed=0, arms=("a", "c", "e"))
+    assert out["e_minus_c"][0] == 0.5
+    assert out["e_minus_c"][1] <= 0.5 <= out["e_minus_c"][2]
+    assert "bar" not in out and "weakest" not in out
+    assert "(e) - (c) = +0.500" in capsys.readouterr().out
