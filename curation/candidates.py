@@ -161,13 +161,30 @@ def generate_candidates(
     if workers == 1 or len(tasks) < 2:
         rows = _collect(tqdm(map(maker, tasks), **bar), on_batch)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as executor:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(maker,)) as executor:
             chunk = max(1, math.ceil(len(tasks) / (workers * 8)))
-            rows = _collect(tqdm(executor.map(maker, tasks, chunksize=chunk), **bar), on_batch)
+            rows = _collect(tqdm(executor.map(_make_in_worker, tasks, chunksize=chunk), **bar), on_batch)
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered}
     return candidates, plan
+
+
+_worker_maker: _Maker | None = None  # a worker process's maker, set once when the process starts
+
+
+def _start_worker(maker: _Maker) -> None:
+    """Keep the maker in this worker process. Sent once per process, not with every chunk of tasks as
+    `executor.map(maker, ...)` would: the noise pool inside it is megabytes."""
+    global _worker_maker
+    _worker_maker = maker
+
+
+def _make_in_worker(task: tuple[str, int, int, dict[str, Any]]) -> Made:
+    """One candidate, made in a worker process by the maker `_start_worker` kept."""
+    if _worker_maker is None:
+        raise RuntimeError("a candidate task ran in a process that generate_candidates did not start")
+    return _worker_maker(task)
 
 
 def _collect(made: Iterable[Made], on_batch: Sink | None) -> list[dict[str, Any]]:
