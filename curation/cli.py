@@ -66,7 +66,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from curation.checks.drift import balance_findings, drift, profile
     from curation.validate import readiness_markdown, validate, validate_noise, with_measurements
 
-    _, cfg, lay = _context(args)
+    params, cfg, lay = _context(args)
     v = cfg.get("validate") or {}
     on_error = cfg.get("on_error", "fail")
     split_column = v.get("split_column") or cfg["split"].get("fixed_column")
@@ -89,9 +89,11 @@ def cmd_validate(args: argparse.Namespace) -> None:
         "listed": listed["listed"], "excluded_by_query": listed["excluded_by_query"], "ignored": listed["ignored"],
         "noise": noise.report, "drift": drifted, "balance": balance, "reference_pinned": bool(reference),
     }  # fmt: skip
+    pools = _noise_pools(noise.kept, cfg.get("noise") or {}, params["seed"])
+    report["noise"]["pools"] = {str(k): int(v) for k, v in pools["pool"].value_counts().sort_index().items()}
     manifest.write(samples.kept, lay.manifest)
     with atomic_path(lay.noise) as tmp:
-        noise.kept.to_parquet(tmp, index=False)
+        pools.to_parquet(tmp, index=False)
     with atomic_dir(lay.readiness_dir) as tmp:
         (tmp / "report.md").write_text(
             readiness_markdown(args.dataset, report, samples.findings, noise.findings, current), encoding="utf-8"
@@ -108,6 +110,19 @@ def cmd_validate(args: argparse.Namespace) -> None:
         f"noise {noise.report['seen']} = {noise.report['kept']} + {noise.report['quarantined']}; "
         f"{len(findings)} findings, {len(drifted)} drift, {len(balance)} balance (see {lay.readiness_dir}/report.md)"
     )
+
+
+def _noise_pools(noise: pd.DataFrame, noise_cfg: dict[str, Any], seed: int) -> pd.DataFrame:
+    """The validated noise table, with `dev_share` of the augment pool held out for the dev conditions when the
+    params ask (`conditions.hold_out_dev_noise`, within `dev_within` (default: group), clusters `dev_cluster`):
+    dev then measures the model on noise no candidate contains."""
+    from curation.conditions import hold_out_dev_noise
+
+    share = noise_cfg.get("dev_share")
+    if not share:
+        return noise
+    within, cluster = noise_cfg.get("dev_within") or "group", noise_cfg.get("dev_cluster")
+    return hold_out_dev_noise(noise, float(share), seed, within=within, cluster=cluster)
 
 
 def cmd_pin_profile(args: argparse.Namespace) -> None:

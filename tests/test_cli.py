@@ -188,3 +188,22 @@ def test_compare_fails_when_the_audit_gate_does(tmp_path, monkeypatch, capsys):
     assert main(["compare-versions", "speech", "v1", "v2"]) == 2
     err = capsys.readouterr().err
     assert "audit gate failed" in err and "protected slice 'condition=clean' regressed in v2" in err
+
+
+def test_validate_holds_out_the_asked_share_of_augment_noise_for_dev(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, "good.wav,0\nother.wav,1\n"))
+    noise_dir = tmp_path / "raw" / "noise"
+    noise_dir.mkdir()
+    rows = ["path,group,pool"]
+    for k, pool in enumerate(["augment"] * 4 + ["test"]):
+        save_audio(noise_dir / f"n{k}.wav", 0.1 * np.sin(np.arange(8000, dtype=np.float32) * (k + 1)), 8000)
+        rows.append(f"n{k}.wav,hum,{pool}")
+    (noise_dir / "metadata.csv").write_text("\n".join(rows) + "\n")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["datasets"]["speech"]["noise"] = {"manifest": "raw/noise/metadata.csv", "dev_share": 0.5}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["ingest", "speech"]) == 0 and main(["validate", "speech"]) == 0
+    pools = pd.read_parquet(tmp_path / "data/speech/noise.parquet")["pool"].value_counts().to_dict()
+    assert pools == {"augment": 2, "dev": 2, "test": 1}
+    report = yaml.safe_load((tmp_path / "metrics/speech/readiness.json").read_text())
+    assert report["noise"]["pools"] == {"augment": 2, "dev": 2, "test": 1}

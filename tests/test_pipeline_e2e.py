@@ -179,15 +179,17 @@ def test_real_fsdd_with_esc50_noise_runs_the_loop(fsdd_project):
     split = pd.read_parquet(fsdd_project / "data/fsdd/split.parquet")
     test = split[split["split"] == "test"]
     assert sorted(set(test["index"].astype(int))) == [0, 1, 2, 3, 4]  # FSDD's official test takes
-    ev = pd.read_parquet(fsdd_project / "data/fsdd/eval/test.parquet")
     noise = pd.read_parquet(fsdd_project / "data/fsdd/noise.parquet").set_index("id")
-    used = {
-        r["params"]["clip_id"]
-        for params in ev["augment_params"]
-        if params
-        for r in json.loads(params)
-        if r["name"] == "BackgroundNoise"
-    }
-    assert used and set(noise.loc[sorted(used), "pool"]) == {"test"}  # test slices only from pool=test noise
+    assert ready["noise"]["pools"] == noise["pool"].value_counts().to_dict()
+    for part, pool in (("test", "test"), ("dev", "dev")):  # the example holds out a quarter of augment for dev
+        ev = pd.read_parquet(fsdd_project / f"data/fsdd/eval/{part}.parquet")
+        used = {
+            r["params"]["clip_id"]
+            for params in ev["augment_params"]
+            if params
+            for r in json.loads(params)
+            if r["name"] == "BackgroundNoise"
+        }
+        assert used and set(noise.loc[sorted(used), "pool"]) == {pool}, part
     compare = json.loads((fsdd_project / "metrics/fsdd/compare.json").read_text())
     assert {"condition=machine_0db", "condition=telephone", "speaker=george"} <= set(compare)
