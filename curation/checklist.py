@@ -47,7 +47,7 @@ from curation.features import log_mel, to_inputs
 from curation.io import atomic_path
 from curation.models import SmallCNN
 from curation.slices import slice_mask
-from curation.train import EVAL_BATCH, inference_copy, run_batches
+from curation.train import inference_copy, probs_and_features
 
 AUDIO_STATS = ("rms_db", "peak", "clip_frac", "silence_frac", "centroid_hz", "flatness")
 IMAGE_STATS = ("mean", "std", "sharpness")
@@ -327,11 +327,7 @@ def model_predictor(model: SmallCNN, modality: str, media_cfg: dict[str, Any]) -
     network = inference_copy(model)
 
     def predict(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        x = to_inputs(arrays, modality, {modality: media_cfg})
-        features = run_batches(network, x, lambda net, xb: net.embed(xb), EVAL_BATCH)
-        with torch.inference_mode():
-            probs = torch.softmax(network.head(torch.from_numpy(features)), dim=1)
-        return probs.numpy(), features
+        return probs_and_features(network, to_inputs(arrays, modality, {modality: media_cfg}))
 
     return predict
 

@@ -258,13 +258,13 @@ def _predictor(
     """predict(paths) -> class probabilities (N, C) of a saved model, and with `features` also its
     penultimate features (N, D)."""
     from curation.features import load_inputs
-    from curation.train import embed, load_model, predict_proba
+    from curation.train import inference_copy, load_model, predict_proba, probs_and_features
 
     model, labels, _ = load_model(model_path)
 
     def predict(paths: list[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = load_inputs(paths, modality, {modality: media})
-        return (predict_proba(model, x), embed(model, x)) if features else predict_proba(model, x)
+        return probs_and_features(inference_copy(model), x) if features else predict_proba(model, x)
 
     return predict, labels
 

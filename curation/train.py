@@ -231,6 +231,21 @@ def embed(model: SmallCNN, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH)
     return run_batches(inference_copy(model), x, lambda net, xb: net.embed(xb), batch_size)
 
 
+def probs_and_features(
+    network: nn.Module, x: Tensor | np.ndarray, batch_size: int = EVAL_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N, C) and penultimate features (N, D) of `network` (as `inference_copy` makes it)
+    from one forward pass per batch: the same numbers as `predict_proba` and `embed`, for the cost of one."""
+
+    def both(net: nn.Module, xb: Tensor) -> Tensor:
+        features = net.embed(xb)
+        return torch.cat([torch.softmax(net.head(features), dim=1), features], dim=1)
+
+    out = run_batches(network, x, both, batch_size)
+    classes = network.head.out_features
+    return np.ascontiguousarray(out[:, :classes]), np.ascontiguousarray(out[:, classes:])
+
+
 def _plain(obj: Any, what: str) -> Any:
     """A JSON round trip: model files hold only plain values, so they load with `weights_only=True`."""
     try:

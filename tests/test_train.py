@@ -12,8 +12,10 @@ from curation.models import STD_FLOOR, build_model
 from curation.train import (
     TrainingError,
     embed,
+    inference_copy,
     load_model,
     predict_proba,
+    probs_and_features,
     sanity_overfit,
     save_model,
     train_model,
@@ -296,6 +298,15 @@ def test_embed_gives_the_features_the_head_classifies(image_data, image_result):
     np.testing.assert_array_equal(features, embed(model, xd, batch_size=45))  # batching does not matter
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         embed(model, xd, batch_size=0)
+
+
+def test_probs_and_features_in_one_pass_equal_predict_proba_and_embed(image_data, image_result):
+    (_, _), (xd, _) = image_data
+    model = image_result.model
+    probs, features = probs_and_features(inference_copy(model), xd, batch_size=7)  # 45 samples: 7 batches
+    np.testing.assert_array_equal(probs, predict_proba(model, xd, batch_size=7))
+    np.testing.assert_array_equal(features, embed(model, xd, batch_size=7))
+    assert probs.flags.c_contiguous and features.flags.c_contiguous
 
 
 def test_embed_audio():
