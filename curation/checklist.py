@@ -35,6 +35,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -344,9 +345,14 @@ class Reference:
     probs: np.ndarray  # (N, C) class probabilities
     stat_names: tuple[str, ...]
 
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        """Each path's row, built once (the augment stage looks up every batch's sources)."""
+        return {p: k for k, p in enumerate(self.paths.tolist())}
+
     def rows(self, paths: Sequence[str]) -> np.ndarray:
         """Positions of `paths`; a ValueError names the first that the reference does not hold."""
-        position = {p: k for k, p in enumerate(self.paths.tolist())}
+        position = self._position
         missing = [p for p in paths if p not in position]
         if missing:
             raise ValueError(f"{len(missing)} file(s) are not in the checklist reference, e.g. {missing[0]!r}; "
