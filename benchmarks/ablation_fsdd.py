@@ -259,17 +259,17 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     priorities = {t["slice"]: t["priority"] for t in targets}
     pick = exp.pick
     other = next(p for p in PICKS if p != pick)
+    arms_d = [("d", exp.budget, pick, judged), ("d/2", exp.budget // 2, pick, judged),
+              ("d~", exp.budget, other, judged)]  # fmt: skip
     if "e" in checked:
         rejudged = exp.rejudge(judged, blind_model)
         counts_e = rejudged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
         print(f"seed {seed}: verdicts with (b)'s model judging clarity:\n{counts_e.to_string()}", flush=True)
         out["plan"]["verdicts_e"] = {s: r.to_dict() for s, r in counts_e.iterrows()}
-    arms_d = (("d", exp.budget, pick, "d"), ("d/2", exp.budget // 2, pick, "d"), ("d~", exp.budget, other, "d"),
-              ("e", exp.budget, pick, "e"))  # fmt: skip
-    for arm, budget, order, verdict_set in arms_d:
+        arms_d.append(("e", exp.budget, pick, rejudged))
+    for arm, budget, order, scored in arms_d:
         if arm not in checked:
             continue
-        scored = rejudged if verdict_set == "e" else judged
         paid = within_budget(scored, exp.allocation(priorities, budget), order, seed)
         model, info = exp.fit(pool[pool["id"].isin(scored.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})

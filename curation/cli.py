@@ -252,19 +252,17 @@ def cmd_label_issues(args: argparse.Namespace) -> None:
           f"(out-of-sample accuracy {accuracy:.3f})")  # fmt: skip
 
 
-def _predictor(
-    model_path: Path, modality: str, media: dict[str, Any], features: bool = False
-) -> tuple[Callable, list[str]]:
-    """predict(paths) -> class probabilities (N, C) of a saved model, and with `features` also its
-    penultimate features (N, D)."""
+def _predictor(model_path: Path, modality: str, media: dict[str, Any]) -> tuple[Callable, list[str]]:
+    """predict(paths) -> (class probabilities (N, C), penultimate features (N, D)) of a saved model, from one
+    forward pass; the model is copied for inference once."""
     from curation.features import load_inputs
-    from curation.train import inference_copy, load_model, predict_proba, probs_and_features
+    from curation.train import inference_copy, load_model, probs_and_features
 
     model, labels, _ = load_model(model_path)
+    network = inference_copy(model)
 
-    def predict(paths: list[str]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        x = load_inputs(paths, modality, {modality: media})
-        return probs_and_features(inference_copy(model), x) if features else predict_proba(model, x)
+    def predict(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return probs_and_features(network, load_inputs(paths, modality, {modality: media}))
 
     return predict, labels
 
@@ -310,7 +308,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from curation.metrics import evaluate_slices, summary
 
     params, cfg, lay = _context(args)
-    predict, labels = _predictor(lay.model(args.version), cfg["modality"], cfg["media"], features=True)
+    predict, labels = _predictor(lay.model(args.version), cfg["modality"], cfg["media"])
     a = cfg.get("analyze") or {}
     out: dict[str, Any] = {}
     with atomic_dir(lay.slice_tables(args.version)) as tables:
