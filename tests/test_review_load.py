@@ -75,8 +75,8 @@ def test_every_acknowledged_decision_survives_a_kill_and_restart(tmp_path):
             while time.monotonic() < deadline:
                 try:
                     status = _post(port, body)
-                except OSError:  # refused, reset or timed out while the server is down: same request again
-                    status = None
+                except (OSError, http.client.HTTPException):  # refused, reset, timed out or cut off mid-answer
+                    status = None  # while the server is down: same request again
                 if status == 200:
                     with lock:
                         acked.append(body["request_id"])
