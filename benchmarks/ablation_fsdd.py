@@ -2,7 +2,7 @@
 
 Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
     [--arms a,b,c,d,d/2,d~,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
-    [--work DIR] [--out FILE.json]
+    [--min-snr DB] [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
 (300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
 clean and under every condition of examples/fsdd.params.yaml with noise of pool=test only. Dev conditions mix
@@ -12,7 +12,10 @@ model on the very clips the candidates mix in (which over-rated targeted noise);
 Media, train settings, conditions, policies, analysis, the budget's `min_share` (overridden by `--min-share`)
 and checklist thresholds are the example's. The test set is built once (the params' root seed); every arm of a
 seed trains with the same recipe. `--arms` runs a subset (quick probes; (a) always runs, it is the current
-model), `--first-seed` shifts the seeds.
+model), `--first-seed` shifts the seeds. `--min-snr` is a stress test of the checklist: every BackgroundNoise
+of the policies (hence of (b)'s blind pipeline too) draws its SNR from this floor up, so that a share of the
+candidates is drowned past recognition, as a careless policy would make them; the test conditions stay the
+example's.
 
 Per seed (it seeds the network's initialisation and shuffling, and every candidate's draw):
  (a) none: the clean training clips only; this model is also the "current model" the targets and the checklist
@@ -115,13 +118,33 @@ def untargeted_policy(policies: Mapping[str, list[dict]]) -> list[dict]:
     return [{"name": name, **args, "p": uses[name] / len(policies)} for name, args in merged.items()]
 
 
+def with_snr_floor(policies: Mapping[str, list[dict]], min_snr_db: float) -> dict[str, list[dict]]:
+    """The policies with every BackgroundNoise's `min_snr_db` lowered to `min_snr_db` (a higher floor than a
+    policy's own leaves it alone); other transforms and arguments unchanged."""
+
+    def lowered(entry: dict) -> dict:
+        if entry["name"] != "BackgroundNoise":
+            return entry
+        return entry | {"min_snr_db": min(entry["min_snr_db"], min_snr_db)}
+
+    return {target: [lowered(entry) for entry in spec] for target, spec in policies.items()}
+
+
 class Experiment:
     """The data, the fixed evaluation sets and the recipe shared by every arm and seed."""
 
     def __init__(
-        self, work: Path, budget: int, oversample: int | None, dev_noise: float, min_share: float | None
+        self,
+        work: Path,
+        budget: int,
+        oversample: int | None,
+        dev_noise: float,
+        min_share: float | None,
+        min_snr_db: float | None = None,
     ) -> None:
         self.block = example_block("fsdd")
+        policies = self.block["augment"]["policies"]
+        self.policies = policies if min_snr_db is None else with_snr_floor(policies, min_snr_db)
         self.work, self.budget = work, budget
         self.oversample = int(self.block["augment"].get("oversample", 1)) if oversample is None else oversample
         self.min_share = float(self.block["augment"].get("min_share", 0.0)) if min_share is None else min_share
@@ -177,7 +200,7 @@ class Experiment:
         pred = self.predictions(model, self.dev, self.x_dev)
         report = evaluate_slices(pred, ["condition"], self.labels, seed, min_size=int(a["min_size"]))
         errors = error_table(report.slices, a["baseline"], len(pred))
-        chosen = top_targets(errors, a["top_k"], a["min_size"], among=set(self.block["augment"]["policies"]))
+        chosen = top_targets(errors, a["top_k"], a["min_size"], among=set(self.policies))
         by_slice = errors.set_index("slice")["priority"]
         return [{"slice": s, "priority": float(by_slice[s])} for s in chosen]
 
@@ -233,7 +256,7 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
 
     current, info = exp.fit(exp.train.iloc[:0], seed)
     record("a", current, info)
-    policies = exp.block["augment"]["policies"]
+    policies = exp.policies
     blind_model = None
     if "b" in arms:
         blind = {RANDOM: untargeted_policy(policies)}
@@ -365,6 +388,12 @@ def main() -> int:
         default=None,
         help="each target's guaranteed budget share (default: the example's augment.min_share)",
     )
+    parser.add_argument(
+        "--min-snr",
+        type=float,
+        default=None,
+        help="stress test: every BackgroundNoise of the policies draws its SNR from this floor (dB) up",
+    )
     parser.add_argument("--work", type=Path, default=None, help="keep the generated files in this folder")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
@@ -379,16 +408,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         start = time.perf_counter()
-        exp = Experiment(work, args.budget, args.oversample, args.dev_noise, args.min_share)
+        exp = Experiment(work, args.budget, args.oversample, args.dev_noise, args.min_share, args.min_snr)
         print(f"data: {len(exp.train)} train, {len(exp.dev)} dev, {len(exp.test)} test rows; dev noise "
               f"{'held out' if args.dev_noise else 'from the augment pool'}, min share {exp.min_share}, "
-              f"oversample {exp.oversample} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+              f"oversample {exp.oversample}, SNR floor {'as in the policies' if args.min_snr is None else args.min_snr}"
+              f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
         seeds = [exp.root_seed + args.first_seed + k for k in range(args.seeds)]
         runs = {seed: run_seed(exp, seed, arms) for seed in seeds}
         summary = report(exp.test, runs, exp.root_seed, arms)
         if args.out:
             write_json(args.out, {"budget": args.budget, "oversample": exp.oversample, "dev_noise": args.dev_noise,
-                                  "min_share": exp.min_share, "runs": runs} | summary)  # fmt: skip
+                                  "min_share": exp.min_share, "min_snr": args.min_snr, "policies": exp.policies,
+                                  "runs": runs} | summary)  # fmt: skip
     return 0
 
 

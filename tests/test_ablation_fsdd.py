@@ -1,8 +1,9 @@
-"""The ablation benchmark's pure parts: the blind policy and the report for a subset of arms."""
+"""The ablation benchmark's pure parts: the blind policy, the SNR floor of the stress test and the report for a
+subset of arms."""
 
 import pandas as pd
 
-from benchmarks.ablation_fsdd import report, untargeted_policy
+from benchmarks.ablation_fsdd import report, untargeted_policy, with_snr_floor
 
 
 def test_blind_policy_widens_ranges_pools_groups_and_counts_a_doubled_transform_once_per_policy():
@@ -19,6 +20,18 @@ def test_blind_policy_widens_ranges_pools_groups_and_counts_a_doubled_transform_
         {"name": "BackgroundNoise", "groups": ["human", "machine"], "min_snr_db": -6, "max_snr_db": 15, "p": 0.5},
         {"name": "Telephone", "low_hz": 300, "high_hz": 3400, "mu_law_bits": 8, "p": 0.5},
     ]
+
+
+def test_snr_floor_lowers_only_background_noise_minima_above_it_and_leaves_the_policies_alone():
+    noise = {"name": "BackgroundNoise", "groups": ["machine"], "min_snr_db": -6, "max_snr_db": 6}
+    phone = {"name": "Telephone", "low_hz": 300, "high_hz": 3400, "mu_law_bits": 8}
+    policies = {"condition=a": [noise, phone], "condition=b": [noise | {"min_snr_db": -3}]}
+    assert with_snr_floor(policies, -4) == {
+        "condition=a": [noise, phone],
+        "condition=b": [noise | {"min_snr_db": -4}],
+    }
+    assert with_snr_floor(policies, -20)["condition=a"] == [noise | {"min_snr_db": -20}, phone]
+    assert policies["condition=b"][0]["min_snr_db"] == -3
 
 
 def test_report_of_a_subset_of_arms_gives_the_table_and_the_bar_without_the_checklist_test(capsys):
