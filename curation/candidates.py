@@ -7,6 +7,7 @@ a seed derived from (root seed, slice, index): re-running it regenerates the sam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -21,8 +22,8 @@ from tqdm import tqdm
 
 from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
-from curation import manifest
-from curation.conditions import TRAIN_NOISE_POOL, augment_sample, file_name, load_sample, noise_pool, save_sample
+from curation.conditions import TRAIN_NOISE_POOL, augment_sample, encode_sample, file_name, load_sample, noise_pool
+from curation.io import write_bytes
 
 __all__ = ["TRAIN_NOISE_POOL", "allocate_budget", "generate_candidates", "pick_sources"]
 
@@ -81,18 +82,22 @@ class _Maker:
 
     def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> Made:
         """One candidate from (target, k, seed, source row): augment, write, and record what made it; the source
-        and output arrays too when `keep_arrays` (for scoring while they are in memory)."""
+        and output arrays too when `keep_arrays` (for scoring while they are in memory).
+
+        The file is named by its content hash: a candidate id made again with another seed or policy gets
+        another file, so a review decision recorded with the old file's path is seen to be stale."""
         target, k, sample_seed, src = task
         x = load_sample(src["path"], self.modality, self.media_cfg)
         y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
-        cand_id = f"aug/{target}/{k:05d}"
-        rel = Path("files") / file_name(cand_id, self.modality)
-        save_sample(self.out_dir / rel, y, self.modality, self.media_cfg)
+        data = encode_sample(y, self.modality, self.media_cfg)
+        digest = hashlib.sha256(data).hexdigest()
+        rel = Path("files") / file_name(digest, self.modality)
+        write_bytes(self.out_dir / rel, data)
         row = src | {
-            "id": cand_id,
+            "id": f"aug/{target}/{k:05d}",
             "path": str(self.path_root / rel),
             "split": "train",
-            "sha256": manifest.file_sha256(self.out_dir / rel),
+            "sha256": digest,
             "source_id": src["id"],
             "target_slice": target,
             "policy": self.specs[target],

@@ -21,6 +21,7 @@ from augment.noise import NoiseClip, NoisePool
 from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
 from curation import manifest, media
+from curation.io import write_bytes
 
 TRAIN_NOISE_POOL = "augment"  # the pool augmentation mixes in (curation.candidates)
 NOISE_POOL_FOR_PART = {"dev": TRAIN_NOISE_POOL, "test": "test"}  # dev: unless the table holds a DEV_NOISE_POOL
@@ -84,17 +85,21 @@ def load_sample(path: str, modality: str, media_cfg: dict[str, Any]) -> np.ndarr
     return media.load_image(path, media_cfg.get("channels", 1))
 
 
+def encode_sample(x: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> bytes:
+    """An augmented sample as the bytes of the modality's file format (what `save_sample` writes)."""
+    if modality == "audio":
+        return media.encode_audio(x, media_cfg["sample_rate"])
+    return media.encode_image(x)
+
+
 def save_sample(path: Path, x: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> None:
     """Write an augmented sample in the modality's file format."""
-    if modality == "audio":
-        media.save_audio(path, x, media_cfg["sample_rate"])
-    else:
-        media.save_image(path, x)
+    write_bytes(path, encode_sample(x, modality, media_cfg))
 
 
-def file_name(sample_id: str, modality: str) -> str:
-    """A flat, safe file name for a derived sample id."""
-    return f"{derive_seed(0, sample_id):016x}" + (".wav" if modality == "audio" else ".png")
+def file_name(key: str, modality: str) -> str:
+    """A flat, safe file name for a derived sample id (or a content hash), with the modality's suffix."""
+    return f"{derive_seed(0, key):016x}" + (".wav" if modality == "audio" else ".png")
 
 
 def augment_sample(pipeline: Pipeline, x: np.ndarray, seed: int, sample_id: str) -> tuple[np.ndarray, list[dict]]:

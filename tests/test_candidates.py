@@ -85,6 +85,26 @@ def test_candidates_record_what_made_them_and_regenerate_bit_for_bit(tmp_path):
     assert all(rec[0]["name"] == "RandomBrightnessContrast" for rec in first["augment_params"].map(json.loads))
 
 
+def test_a_candidate_file_is_named_by_its_content_so_another_seed_gives_the_same_id_another_path(tmp_path):
+    """Review decisions record the path decided on: a candidate id remade differently must not keep its path."""
+    from curation.candidates import generate_candidates
+    from curation.conditions import file_name
+    from curation.manifest import file_sha256
+
+    split = _tiny_split(tmp_path)
+    targets = [{"slice": "condition=dark", "priority": 1.0}]
+    policies = {"condition=dark": [{"name": "RandomBrightnessContrast", "brightness_limit": [-0.5, -0.1], "p": 1.0}]}
+    args = (split, pd.DataFrame(), targets, policies, 4, "image", {"channels": 1})
+    one, _ = generate_candidates(*args, 1, tmp_path / "out")
+    same, _ = generate_candidates(*args, 1, tmp_path / "out")
+    other, _ = generate_candidates(*args, 2, tmp_path / "out")
+    assert one["path"].tolist() == same["path"].tolist()
+    assert one["id"].tolist() == other["id"].tolist()
+    assert not set(one["path"]) & set(other["path"])
+    for r in pd.concat([one, other]).itertuples():
+        assert file_sha256(r.path) == r.sha256 and r.path.endswith(file_name(r.sha256, "image"))
+
+
 def test_oversampling_makes_more_candidates_per_budgeted_sample_and_keeps_the_first_ones(tmp_path):
     from curation.candidates import generate_candidates
 
