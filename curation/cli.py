@@ -715,13 +715,14 @@ def cmd_review_serve(args: argparse.Namespace) -> None:
 def cmd_review_export(args: argparse.Namespace) -> None:
     """Write the store's decisions to the decisions file the build reads, and every labeler's to the annotations."""
     from curation.review.export import annotations, consensus, merge_decisions
-    from curation.review.queue import queue_frame
+    from curation.review.queue import on_queued_files, queue_frame
     from curation.review.store import ReviewStore
     from curation.versions import DECISION_COLUMNS
 
     _, _, lay = _context(args)
     queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
-    current = ReviewStore(lay.review_store).current()
+    stored = ReviewStore(lay.review_store).current()
+    current = on_queued_files(stored, queue)
     existing = (
         pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
         if lay.decisions.exists()
@@ -729,13 +730,14 @@ def cmd_review_export(args: argparse.Namespace) -> None:
     )
     ids = queue["id"].tolist()
     merged = merge_decisions(existing, consensus(current, queue), ids)
-    every = annotations(current[current["sample_id"].isin(ids)], ids)
+    every = annotations(current, ids)
     for frame, path in ((merged, lay.decisions), (every, lay.annotations)):
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
     counts = merged["decision"].value_counts().to_dict()
     print(f"{lay.decisions}: {len(merged)} decisions {counts}; {lay.annotations}: {len(every)} from "
-          f"{every['labeler'].nunique()} labeler(s)")  # fmt: skip
+          f"{every['labeler'].nunique()} labeler(s); {len(stored) - len(current)} stored decision(s) on samples no "
+          f"longer queued or on older files left out")  # fmt: skip
 
 
 def cmd_review_agreement(args: argparse.Namespace) -> None:

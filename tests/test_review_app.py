@@ -55,6 +55,7 @@ def test_a_decision_is_stored_with_who_and_then_undone(project):
         assert body["stored"] | {"decided_at": None, "seq": None} == {
             "seq": None, "sample_id": "aug/c1", "labeler": "ann", "decision": "relabel", "label": "2",
             "note": EVIL, "blind": False, "decided_at": None, "request_id": None, "undone_at": None,
+            "path": project[0].path_of("aug/c1"),
         }  # fmt: skip
         _, _, items = call(base, "GET", "/api/items?labeler=ann")
         assert items["decided"] == [1] and items["decided_total"] == 1
@@ -65,6 +66,24 @@ def test_a_decision_is_stored_with_who_and_then_undone(project):
         _, _, items = call(base, "GET", "/api/items?labeler=ann")
         assert items["decided"] == []
     assert project[1].current().empty and len(project[1].history()) == 1
+
+
+def test_a_decision_on_an_older_file_of_a_sample_is_offered_again(project):
+    """The candidate was made again (another seed): its decision recorded the old file, so it is to be redone;
+    a decision that records no file (an older store's) still counts."""
+    queue, store, _ = project
+    store.decide("aug/c1", "ann", "accept", queue.items[queue.position["aug/c1"]]["label"], path="files/old.wav")
+    store.decide("aug/c2", "ann", "reject", queue.items[queue.position["aug/c2"]]["label"])
+    with serving(app_for(project)) as base:
+        _, _, items = call(base, "GET", "/api/items?labeler=ann")
+        assert items["decided"] == [queue.position["aug/c2"]] and items["decided_total"] == 1
+        _, _, item = call(base, "GET", f"/api/items/{queue.position['aug/c1']}?labeler=ann")
+        assert item["mine"] is None
+        status, _, body = call(base, "POST", "/api/decisions",
+                               {"labeler": "ann", "sample_id": "aug/c1", "decision": "reject"})  # fmt: skip
+        assert status == 200 and body["stored"]["path"] == queue.path_of("aug/c1") != "files/old.wav"
+        _, _, items = call(base, "GET", "/api/items?labeler=ann")
+        assert items["decided_total"] == 2
 
 
 def test_relabel_to_the_proposed_label_is_stored_as_accept(project):

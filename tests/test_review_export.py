@@ -11,7 +11,7 @@ import pytest
 
 from curation.review.agreement import AGREEMENT_COLUMNS, agreement_table
 from curation.review.export import ANNOTATION_COLUMNS, annotations, consensus, merge_decisions
-from curation.review.queue import queue_frame
+from curation.review.queue import on_queued_files, queue_frame
 from curation.review.store import Decision
 from curation.versions import DECISION_COLUMNS, QUEUE_COLUMNS
 
@@ -24,7 +24,7 @@ def current(*decisions: tuple) -> pd.DataFrame:
         sid, who, verb, label, note, blind = (*d, *("", False)[len(d) - 4 :])
         rows.append({"seq": seq, "sample_id": sid, "labeler": who, "decision": verb, "label": label, "note": note,
                      "blind": blind, "decided_at": f"2024-01-01T00:00:{seq:02d}.000+00:00", "request_id": None,
-                     "undone_at": None})  # fmt: skip
+                     "undone_at": None, "path": ""})  # fmt: skip
     return pd.DataFrame(rows, columns=list(Decision.__dataclass_fields__))
 
 
@@ -66,6 +66,14 @@ Q1 = queue(("q1", "1", "s"))
 
 
 # --- consensus ---------------------------------------------------------------------------------------------------
+
+
+def test_only_decisions_on_the_files_queued_now_apply():
+    q = queue(("s1", "1", "condition=car"), ("s2", "1", "condition=car"), ("s3", "0", "condition=car"))
+    cur = current(("s1", "ann", "accept", "1"), ("s2", "ann", "accept", "1"), ("s3", "ann", "reject", "0"),
+                  ("gone", "ann", "accept", "1"))  # fmt: skip
+    cur["path"] = ["data/s1.wav", "data/old.wav", "", "data/gone.wav"]  # s2 was made again; s3 recorded no file
+    assert on_queued_files(cur, q)["sample_id"].tolist() == ["s1", "s3"]
 
 
 def test_unanimous_accept_is_accept():

@@ -72,10 +72,12 @@ def test_one_task_per_queue_item_in_order_with_ids_1_to_n(queue):
     assert got[1]["data"] == {
         "audio": URL + "data/speech/candidates/files/cand_1.wav", "sample_id": "aug/c1", "proposed": "1",
         "reason": "ambiguous: clarity 0.41 ", "slice": "condition=car", "kind": "candidate",
+        "path": queue.path_of("aug/c1"),
     }  # fmt: skip
     assert got[5]["data"] == {
         "audio": URL + "raw/2/src_5.wav", "sample_id": "2/src_5.wav", "proposed": "2",
         "reason": "labelled '2' but out-of-sample model gives '1'", "slice": "label=2", "kind": "label_issue",
+        "path": queue.path_of("2/src_5.wav"),
     }  # fmt: skip
     assert got[0]["data"]["audio"] == URL + EVIL_URL  # quoted, so no markup or spaces reach the URL
 
@@ -129,8 +131,17 @@ def task(tid: int, sample_id: str, *annotations: dict) -> dict:
     return {"id": tid, "data": {"sample_id": sample_id, "audio": "ignored"}, "annotations": list(annotations)}
 
 
-def decision(sid, who, verb, label, rid) -> dict:
-    return {"sample_id": sid, "labeler": who, "decision": verb, "label": label, "note": "", "request_id": rid}
+def decision(sid, who, verb, label, rid, path="") -> dict:
+    return {"sample_id": sid, "labeler": who, "decision": verb, "label": label, "note": "", "request_id": rid,
+            "path": path}  # fmt: skip
+
+
+def test_an_annotation_records_the_file_its_task_showed_so_a_remade_candidate_is_seen_stale(queue):
+    shown = task(1, "aug/c0", ann(11, "2", who=3))
+    shown["data"]["path"] = "data/speech/candidates/files/old.wav"
+    older = task(2, "aug/c1", ann(21, "1", who=3))  # exported before tasks recorded their file
+    got = read_annotations([shown, older], queue).decisions
+    assert [d["path"] for d in got] == ["data/speech/candidates/files/old.wav", ""]
 
 
 def test_choices_become_accept_relabel_reject_and_unsure(queue):

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from curation.review.store import Decision, ReviewStore
 
-COLUMNS = ["seq", "sample_id", "labeler", "decision", "label", "note", "blind", "decided_at", "request_id", "undone_at"]
+COLUMNS = ["seq", "sample_id", "labeler", "decision", "label", "note", "blind", "decided_at", "request_id", "undone_at",
+           "path"]  # fmt: skip
 
 
 @pytest.fixture()
@@ -28,11 +29,12 @@ def rows(frame, *columns):
 
 def test_decide_returns_the_stored_row_with_the_labeler_and_the_time(store):
     before = datetime.now(UTC)
-    got = store.decide("s1", " ann ", "relabel", "2", note="sounds like two", blind=True, request_id="r-1")
+    got = store.decide("s1", " ann ", "relabel", "2", note="sounds like two", blind=True, request_id="r-1",
+                       path="data/x.wav")  # fmt: skip
     after = datetime.now(UTC)
     assert got == Decision(
         seq=1, sample_id="s1", labeler="ann", decision="relabel", label="2", note="sounds like two", blind=True,
-        decided_at=got.decided_at, request_id="r-1", undone_at=None,
+        decided_at=got.decided_at, request_id="r-1", undone_at=None, path="data/x.wav",
     )  # fmt: skip
     decided_at = datetime.fromisoformat(got.decided_at)
     assert decided_at.tzinfo is not None
@@ -158,6 +160,21 @@ def test_a_second_store_on_the_same_file_sees_the_rows(tmp_path):
     assert hist["undone_at"].notna().tolist() == [False, True]
     assert reopened.decide("s9", "bob", "accept", "0", request_id="x") == a  # the request id survived too
     assert reopened.undo("ann").seq == 1
+
+
+def test_a_store_made_before_decisions_recorded_their_file_opens_with_an_empty_path(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as con:  # the schema before the path column
+        con.execute(
+            "CREATE TABLE decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, sample_id TEXT NOT NULL, labeler TEXT"
+            " NOT NULL, decision TEXT NOT NULL, label TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', blind INTEGER"
+            " NOT NULL DEFAULT 0, decided_at TEXT NOT NULL, request_id TEXT UNIQUE, undone_at TEXT)"
+        )
+        con.execute("INSERT INTO decisions (sample_id, labeler, decision, label, decided_at) VALUES"
+                    " ('s1', 'ann', 'accept', '1', '2026-01-01T00:00:00.000+00:00')")  # fmt: skip
+    store = ReviewStore(path)
+    assert rows(store.current(), "sample_id", "path") == [("s1", "")]
+    assert store.decide("s2", "ann", "reject", "0", path="b.wav").path == "b.wav"
 
 
 SAMPLES, LABELERS = ["s1", "s2", "s3"], ["ann", "bob"]

@@ -67,6 +67,7 @@ def tasks(queue: ReviewQueue, document_root: str | os.PathLike[str] = ".") -> li
                 "data": {
                     media: _local_url(r.path, root),
                     "sample_id": r.id,
+                    "path": r.path,
                     "proposed": r.label,
                     "reason": r.reason,
                     "slice": r.slice,
@@ -114,7 +115,8 @@ def _choice(annotation: dict[str, Any]) -> str | None:
 
 
 def read_annotations(export: list[dict[str, Any]], queue: ReviewQueue) -> Imported:
-    """Decisions (sample_id, labeler, decision, label, note, request_id) from a Label Studio JSON export.
+    """Decisions (sample_id, labeler, decision, label, note, request_id, path) from a Label Studio JSON export;
+    `path` is the file the task showed (empty for tasks exported before tasks recorded it).
 
     Raises naming the task for a sample not in the queue or a choice not in the label set; a re-import gives
     the same request ids (`label-studio:<task>:<annotation>`), so the store does not take it twice."""
@@ -144,6 +146,7 @@ def read_annotations(export: list[dict[str, Any]], queue: ReviewQueue) -> Import
                     "label": label,
                     "note": "",
                     "request_id": f"label-studio:{task.get('id')}:{ann.get('id')}",
+                    "path": str((task.get("data") or {}).get("path") or ""),
                 }
             )
     if problems:

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     blind INTEGER NOT NULL DEFAULT 0,
     decided_at TEXT NOT NULL,
     request_id TEXT UNIQUE,
-    undone_at TEXT
+    undone_at TEXT,
+    path TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_by_labeler ON decisions (labeler, seq);
 """
@@ -52,6 +53,7 @@ class Decision:
     decided_at: str
     request_id: str | None
     undone_at: str | None
+    path: str
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Decision:
@@ -79,6 +81,9 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            columns = {row["name"] for row in con.execute("PRAGMA table_info(decisions)")}
+            if "path" not in columns:  # a store made before decisions recorded their file: those rows keep ''
+                con.execute("ALTER TABLE decisions ADD COLUMN path TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -112,8 +117,11 @@ class ReviewStore:
         note: str = "",
         blind: bool = False,
         request_id: str | None = None,
+        path: str = "",
     ) -> Decision:
         """Store one decision and return it; with a `request_id` already stored, return that row unchanged.
+        `path` is the file the labeler saw (the queue's): a later queue with another file for the sample makes
+        the decision stale (`queue.on_queued_files`).
 
         The caller checks the sample and the label against the queue (`ReviewQueue.check`); the store refuses
         only what would make the file itself wrong: an unknown verb or an empty labeler."""
@@ -127,9 +135,9 @@ class ReviewStore:
                 if row is not None:
                     return Decision.from_row(row)
             cur = con.execute(
-                "INSERT INTO decisions (sample_id, labeler, decision, label, note, blind, decided_at, request_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (sample_id, labeler.strip(), decision, label, note, int(blind), _now(), request_id),
+                "INSERT INTO decisions (sample_id, labeler, decision, label, note, blind, decided_at, request_id, path)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sample_id, labeler.strip(), decision, label, note, int(blind), _now(), request_id, path),
             )
             row = con.execute("SELECT * FROM decisions WHERE seq = ?", (cur.lastrowid,)).fetchone()
         return Decision.from_row(row)
