@@ -53,6 +53,19 @@ def test_report_of_a_subset_of_arms_gives_the_table_and_the_bar_without_the_chec
     assert "weakest" not in out and "checklist" not in capsys.readouterr().out
 
 
+def test_report_gives_the_checklist_against_targeting_on_every_slice(capsys):
+    test = pd.DataFrame(
+        {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
+    )
+    c, d = [1, 0, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]  # machine 0 dB: c right on 2 of 4 clips, d on all
+    runs = {s: {"a": {"correct": [1, 0] * 4}, "c": {"correct": c}, "d": {"correct": d}} for s in (1, 2)}
+    out = report(test, runs, seed=0, arms=("a", "c", "d"))
+    assert set(out["d_minus_c_by_slice"]) == {"condition=clean", "condition=machine_0db"}
+    assert out["d_minus_c_by_slice"]["condition=clean"] == (0.0, 0.0, 0.0)
+    assert out["d_minus_c_by_slice"]["condition=machine_0db"][0] == 0.5
+    assert "condition=machine_0db: +0.500" in capsys.readouterr().out
+
+
 def test_report_gives_the_noise_aware_arm_against_targeting_on_the_weakest_slice(capsys):
     test = pd.DataFrame(
         {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
