@@ -2,7 +2,7 @@
 // name is set as text (textContent / value), never parsed as HTML.
 "use strict";
 
-const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1, busy: false };
+const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1, busy: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -162,40 +162,44 @@ function nextUndecided() {
   return Math.min(state.pos + 1, n - 1);
 }
 
-async function decide(decision, label = null) {
-  if (!state.item || state.busy) return;  // a key pressed twice before the next sample shows decides once
-  state.busy = true;
-  try {
-    const body = { labeler: state.labeler, sample_id: state.item.id, decision, label,
-      note: $("note").value, request_id: requestId() };
-    const data = await api("/api/decisions", body);
-    const s = data.stored;
-    say(`Saved: ${s.decision}${state.config.blind ? "" : ` (${s.label})`} for ${s.sample_id}`);
-    state.decided.add(state.indices[state.pos]);
-    const here = state.indices[state.pos];
-    await loadList(here);
-    await show(nextUndecided());
-  } catch (err) {
-    say(err.message, true);
-  } finally {
-    state.busy = false;
-  }
+function exclusive(action) {
+  // One decision or undo at a time, from the request until the next sample shows: a key pressed again before
+  // the page has moved on is dropped (it would decide a sample the labeler has not seen). `state.busy` holds the
+  // running action, so a filter change waits for it instead of racing it.
+  if (state.busy) return state.busy;
+  state.busy = action().finally(() => { state.busy = null; });
+  return state.busy;
 }
 
-async function undo() {
-  if (state.busy) return;
-  state.busy = true;
-  try {
-    const data = await api("/api/undo", { labeler: state.labeler });
-    if (!data.undone) { say("Nothing to undo"); return; }
-    say(`Undone: ${data.undone.decision} on ${data.undone.sample_id}`);
-    const index = state.config.ids.indexOf(data.undone.sample_id);
-    await loadList(index);
-  } catch (err) {
-    say(err.message, true);
-  } finally {
-    state.busy = false;
-  }
+function decide(decision, label = null) {
+  if (!state.item || state.busy) return;
+  return exclusive(async () => {
+    try {
+      const body = { labeler: state.labeler, sample_id: state.item.id, decision, label,
+        note: $("note").value, request_id: requestId() };
+      const data = await api("/api/decisions", body);
+      const s = data.stored;
+      state.decided.add(state.indices[state.pos]);
+      await loadList(state.indices[state.pos]);
+      await show(nextUndecided());
+      say(`Saved: ${s.decision}${state.config.blind ? "" : ` (${s.label})`} for ${s.sample_id}`);
+    } catch (err) {
+      say(err.message, true);
+    }
+  });
+}
+
+function undo() {
+  return exclusive(async () => {
+    try {
+      const data = await api("/api/undo", { labeler: state.labeler });
+      if (!data.undone) { say("Nothing to undo"); return; }
+      await loadList(state.config.ids.indexOf(data.undone.sample_id));
+      say(`Undone: ${data.undone.decision} on ${data.undone.sample_id}`);
+    } catch (err) {
+      say(err.message, true);
+    }
+  });
 }
 
 function relabelByKey(key) {
@@ -247,7 +251,11 @@ async function init() {
   $("btn-accept").hidden = cfg.blind;
   for (const [id, values] of [["filter-slice", cfg.slices], ["filter-reason", cfg.reasons]]) {
     for (const v of values) $(id).appendChild(el("option", { value: v }, v));
-    $(id).addEventListener("change", (e) => { e.target.blur(); loadList(); });  // shortcuts work at once
+    $(id).addEventListener("change", async (e) => {
+      e.target.blur();  // shortcuts work at once
+      await state.busy;  // a decision still moving the page on finishes first (keys keep deciding what shows)
+      await loadList();
+    });
   }
   renderBook();
   renderRelabel();
