@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from augment.pipeline import Pipeline, build_pipeline
 from augment.rng import derive_seed, generator
-from curation.conditions import TRAIN_NOISE_POOL, augment_sample, encode_sample, file_name, load_sample, noise_pool
+from curation.conditions import SUFFIX, TRAIN_NOISE_POOL, augment_sample, encode_sample, load_sample, noise_pool
 from curation.io import write_bytes
 
 __all__ = ["TRAIN_NOISE_POOL", "allocate_budget", "generate_candidates", "pick_sources"]
@@ -91,7 +91,7 @@ class _Maker:
         y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
         data = encode_sample(y, self.modality, self.media_cfg)
         digest = hashlib.sha256(data).hexdigest()
-        rel = Path("files") / file_name(digest, self.modality)
+        rel = Path("files") / f"{digest[:16]}{SUFFIX[self.modality]}"
         write_bytes(self.out_dir / rel, data)
         row = src | {
             "id": f"aug/{target}/{k:05d}",

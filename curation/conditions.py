@@ -97,9 +97,12 @@ def save_sample(path: Path, x: np.ndarray, modality: str, media_cfg: dict[str, A
     write_bytes(path, encode_sample(x, modality, media_cfg))
 
 
-def file_name(key: str, modality: str) -> str:
-    """A flat, safe file name for a derived sample id (or a content hash), with the modality's suffix."""
-    return f"{derive_seed(0, key):016x}" + (".wav" if modality == "audio" else ".png")
+SUFFIX = {"audio": ".wav", "image": ".png"}  # the file format `save_sample` writes per modality
+
+
+def file_name(sample_id: str, modality: str) -> str:
+    """A flat, safe file name for a derived sample id."""
+    return f"{derive_seed(0, sample_id):016x}{SUFFIX[modality]}"
 
 
 def augment_sample(pipeline: Pipeline, x: np.ndarray, seed: int, sample_id: str) -> tuple[np.ndarray, list[dict]]:

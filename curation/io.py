@@ -37,7 +37,10 @@ def _publish(tmp: Path, mode: int) -> None:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path in the target's folder; rename it onto `path` only if the block succeeds.
+
+    A reader never sees half a file, and an interrupted write leaves none; the data is not fsynced, so a power
+    cut may still lose the last files written (a stage rerun makes them again)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -88,7 +88,6 @@ def test_candidates_record_what_made_them_and_regenerate_bit_for_bit(tmp_path):
 def test_a_candidate_file_is_named_by_its_content_so_another_seed_gives_the_same_id_another_path(tmp_path):
     """Review decisions record the path decided on: a candidate id remade differently must not keep its path."""
     from curation.candidates import generate_candidates
-    from curation.conditions import file_name
     from curation.manifest import file_sha256
 
     split = _tiny_split(tmp_path)
@@ -102,7 +101,7 @@ def test_a_candidate_file_is_named_by_its_content_so_another_seed_gives_the_same
     assert one["id"].tolist() == other["id"].tolist()
     assert not set(one["path"]) & set(other["path"])
     for r in pd.concat([one, other]).itertuples():
-        assert file_sha256(r.path) == r.sha256 and r.path.endswith(file_name(r.sha256, "image"))
+        assert file_sha256(r.path) == r.sha256 and r.path.endswith(f"/{r.sha256[:16]}.png")
 
 
 def test_oversampling_makes_more_candidates_per_budgeted_sample_and_keeps_the_first_ones(tmp_path):

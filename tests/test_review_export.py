@@ -11,8 +11,8 @@ import pytest
 
 from curation.review.agreement import AGREEMENT_COLUMNS, agreement_table
 from curation.review.export import ANNOTATION_COLUMNS, annotations, consensus, merge_decisions
-from curation.review.queue import on_queued_files, queue_frame
-from curation.review.store import Decision
+from curation.review.queue import queue_frame
+from curation.review.store import Decision, on_queued_files
 from curation.versions import DECISION_COLUMNS, QUEUE_COLUMNS
 
 
@@ -73,7 +73,11 @@ def test_only_decisions_on_the_files_queued_now_apply():
     cur = current(("s1", "ann", "accept", "1"), ("s2", "ann", "accept", "1"), ("s3", "ann", "reject", "0"),
                   ("gone", "ann", "accept", "1"))  # fmt: skip
     cur["path"] = ["data/s1.wav", "data/old.wav", "", "data/gone.wav"]  # s2 was made again; s3 recorded no file
-    assert on_queued_files(cur, q)["sample_id"].tolist() == ["s1", "s3"]
+    queued = dict(zip(q["id"], q["path"], strict=True))
+    assert on_queued_files(cur, queued)["sample_id"].tolist() == ["s1", "s3"]
+    older = cur.drop(columns="path")  # an annotations file written before decisions recorded their file
+    assert on_queued_files(older, queued)["sample_id"].tolist() == ["s1", "s2", "s3"]
+    assert on_queued_files(cur.iloc[:0], queued).empty
 
 
 def test_unanimous_accept_is_accept():
@@ -206,14 +210,15 @@ def test_annotations_are_in_queue_order_then_by_labeler_with_blind_as_bool():
         ("q2", "cat", "reject", "0", "", True), ("q2", "ann", "unsure", "0"),
     )  # fmt: skip
     cur["blind"] = cur["blind"].astype(int)  # as a CSV or SQLite would give it
+    cur["path"] = ["data/q1.wav", "data/q1.wav", "data/q2.wav", ""]  # the file decided on, if recorded
     got = annotations(cur, ["q2", "q1"])
     assert list(got.columns) == list(ANNOTATION_COLUMNS)
     assert got["blind"].dtype == bool
     assert [tuple(r) for r in got.drop(columns="decided_at").itertuples(index=False)] == [
-        ("q2", "ann", "unsure", "0", "", False),
-        ("q2", "cat", "reject", "0", "", True),
-        ("q1", "ann", "relabel", "2", "hm", True),
-        ("q1", "bob", "accept", "1", "", False),
+        ("q2", "ann", "unsure", "0", "", False, ""),
+        ("q2", "cat", "reject", "0", "", True, "data/q2.wav"),
+        ("q1", "ann", "relabel", "2", "hm", True, "data/q1.wav"),
+        ("q1", "bob", "accept", "1", "", False, "data/q1.wav"),
     ]
     assert got["decided_at"].tolist() == [cur["decided_at"][i] for i in (3, 2, 1, 0)]
 

@@ -5,6 +5,7 @@ durability across a reopen; a property test checks `current` against an in-Pytho
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -175,6 +176,54 @@ def test_a_store_made_before_decisions_recorded_their_file_opens_with_an_empty_p
     store = ReviewStore(path)
     assert rows(store.current(), "sample_id", "path") == [("s1", "")]
     assert store.decide("s2", "ann", "reject", "0", path="b.wav").path == "b.wav"
+
+
+def test_servers_opening_an_older_store_at_once_add_the_path_column_once(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, sample_id TEXT NOT NULL, labeler"
+                    " TEXT NOT NULL, decision TEXT NOT NULL, label TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',"
+                    " blind INTEGER NOT NULL DEFAULT 0, decided_at TEXT NOT NULL, request_id TEXT UNIQUE,"
+                    " undone_at TEXT)")  # fmt: skip
+    start, errors = threading.Barrier(8), []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            ReviewStore(path)
+        except sqlite3.Error as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    with sqlite3.connect(path) as con:
+        assert [r[1] for r in con.execute("PRAGMA table_info(decisions)")].count("path") == 1
+
+
+def test_a_decision_on_an_older_file_neither_shows_nor_hides_the_one_on_the_file_queued_again(store):
+    """Decided on file A, remade as B and decided again, then the params went back: A's decision is current."""
+    store.decide("s1", "ann", "accept", "1", path="a.wav")
+    store.decide("s1", "ann", "reject", "1", path="b.wav")
+    store.decide("s2", "ann", "unsure", "0")  # recorded no file: applies to whatever is queued
+    assert rows(store.current({"s1": "a.wav", "s2": "x.wav"}), "sample_id", "decision") == [
+        ("s1", "accept"),
+        ("s2", "unsure"),
+    ]
+    assert rows(store.current({"s1": "b.wav"}), "sample_id", "decision") == [("s1", "reject")]
+    assert rows(store.current({"s1": "c.wav"}), "sample_id") == []
+    assert rows(store.current(), "sample_id", "decision") == [("s1", "reject"), ("s2", "unsure")]
+
+
+def test_undo_on_a_queue_takes_back_only_a_decision_that_applies_to_it(store):
+    store.decide("s1", "ann", "accept", "1", path="a.wav")
+    store.decide("s1", "ann", "reject", "1", path="b.wav")  # the latest, but on a file no longer queued
+    assert store.undo("ann", {"s1": "a.wav"}).path == "a.wav"
+    assert store.undo("ann", {"s1": "a.wav"}) is None
+    assert rows(store.current(), "decision", "path") == [("reject", "b.wav")]
 
 
 SAMPLES, LABELERS = ["s1", "s2", "s3"], ["ann", "bob"]

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from curation.features import log_mel
 from curation.media import MediaError, load_audio
 from curation.review.agreement import agreement_table
-from curation.review.queue import NoSuchItem, ReviewError, ReviewQueue, on_queued_files
+from curation.review.queue import NoSuchItem, ReviewError, ReviewQueue
 from curation.review.store import ReviewStore
 
 TOKEN_COOKIE = "review_token"
@@ -140,7 +140,7 @@ def create_app(
         return spectrogram_png(load_audio(path, media_cfg["sample_rate"]), media_cfg)
 
     def mine(labeler: str) -> dict[str, dict[str, Any]]:
-        cur = on_queued_files(store.current(), queue.frame)  # a decision on an older file is to be made again
+        cur = store.current(queue.paths)  # a decision on an older file of a sample is to be made again
         cur = cur[cur["labeler"] == labeler]
         return {
             r.sample_id: {"decision": r.decision, "label": None if blind else r.label, "note": r.note}
@@ -214,13 +214,11 @@ def create_app(
 
     async def undo(request: Request) -> Response:
         body = await _json_body(request)
-        undone = await run_in_threadpool(store.undo, _labeler(body.get("labeler")))
+        undone = await run_in_threadpool(store.undo, _labeler(body.get("labeler")), queue.paths)
         return JSONResponse({"undone": None if undone is None else undone.to_dict()})
 
     async def agreement(request: Request) -> Response:
-        table = await run_in_threadpool(
-            lambda: agreement_table(on_queued_files(store.current(), queue.frame), queue.frame, seed)
-        )
+        table = await run_in_threadpool(lambda: agreement_table(store.current(queue.paths), queue.frame, seed))
         return JSONResponse({"slices": json.loads(table.to_json(orient="records"))})
 
     async def media(request: Request) -> Response:

@@ -4,8 +4,8 @@
   consensus: the outcome (`agreement.outcome`) more than half of the sure labelers gave; a tie or no sure
   labeler gives `unsure`, which the build leaves out. Rows already in the file for samples nobody decided in
   the store (a spreadsheet's, `curate review init`) are kept;
-- the annotations file holds each labeler's current decision (who, when, blind or not): the input of the
-  agreement report, and the record of who decided what.
+- the annotations file holds each labeler's current decision (who, when, blind or not, on which file): the
+  input of the agreement report, and the record of who decided what.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from curation.review.agreement import REJECTED, outcome
 from curation.versions import DECISION_COLUMNS
 
-ANNOTATION_COLUMNS = ("id", "labeler", "decision", "label", "note", "blind", "decided_at")
+ANNOTATION_COLUMNS = ("id", "labeler", "decision", "label", "note", "blind", "decided_at", "path")
 
 
 def annotations(current: pd.DataFrame, queue_ids: list[str]) -> pd.DataFrame:

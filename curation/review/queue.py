@@ -96,17 +96,6 @@ def queue_frame(queue: pd.DataFrame) -> pd.DataFrame:
     return q.assign(slice=slices, reason_kind=[_reason_kind(k, r) for k, r in zip(q["kind"], q["reason"], strict=True)])
 
 
-def on_queued_files(current: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The decisions (rows of `ReviewStore.current`) that apply to the queue `frame`: on a queued sample, and
-    on the file queued now. A decision recording another file is stale (the candidate was made again, with
-    another seed or policy): the page offers the sample again and exports leave the decision out. A decision
-    that records no file (made before decisions recorded it) applies to the queued one."""
-    queued = frame.set_index("id")["path"]
-    now = current["sample_id"].map(queued)
-    keep = now.notna() & ((current["path"] == "") | (current["path"] == now))
-    return current[keep.to_numpy(dtype=bool)].reset_index(drop=True)
-
-
 class ReviewQueue:
     """The queue of one data set as the page shows it, and the checks every decision passes."""
 
@@ -133,6 +122,7 @@ class ReviewQueue:
         self.roots = roots
         self.frame = queue_frame(queue)
         self.position = {sid: i for i, sid in enumerate(self.frame["id"])}
+        self.paths: dict[str, str] = dict(zip(self.frame["id"], self.frame["path"], strict=True))  # id -> queued file
         sources = source_paths or {}
         self.book = {label: [roots.url(p) for p in paths] for label, paths in (book or {}).items()}
         self.items = [self._item(r, sources.get(r.source_id)) for r in self.frame.itertuples()]
@@ -189,9 +179,9 @@ class ReviewQueue:
 
     def path_of(self, sample_id: str) -> str:
         """The file queued for a sample (what a labeler deciding it now sees)."""
-        if sample_id not in self.position:
+        if sample_id not in self.paths:
             raise ReviewError(f"sample {sample_id!r} is not in the review queue")
-        return str(self.frame["path"].iat[self.position[sample_id]])
+        return self.paths[sample_id]
 
     def check(self, sample_id: str, decision: str, label: str) -> None:
         """Refuse, with the reason, a decision on a sample not in the queue, an unknown verb, or a label not in

@@ -10,12 +10,13 @@ one again (a retry after a lost answer) returns the stored row instead of adding
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from curation.versions import DECISIONS
@@ -57,8 +58,9 @@ class Decision:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Decision:
-        """A decision from its stored row (SQLite keeps `blind` as 0 / 1)."""
-        return cls(**(dict(row) | {"blind": bool(row["blind"])}))
+        """A decision from its stored row (SQLite keeps `blind` as 0 / 1); columns a later version adds are left
+        out."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__} | {"blind": bool(row["blind"])})
 
     def to_dict(self) -> dict[str, object]:
         """The decision as plain JSON values."""
@@ -81,6 +83,7 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+        with self._write() as con:  # one transaction: servers opening an older store at once add the column once
             columns = {row["name"] for row in con.execute("PRAGMA table_info(decisions)")}
             if "path" not in columns:  # a store made before decisions recorded their file: those rows keep ''
                 con.execute("ALTER TABLE decisions ADD COLUMN path TEXT NOT NULL DEFAULT ''")
@@ -142,14 +145,15 @@ class ReviewStore:
             row = con.execute("SELECT * FROM decisions WHERE seq = ?", (cur.lastrowid,)).fetchone()
         return Decision.from_row(row)
 
-    def undo(self, labeler: str) -> Decision | None:
+    def undo(self, labeler: str, queued: Mapping[str, str] | None = None) -> Decision | None:
         """Take back the labeler's latest decision that is not undone yet (their previous one on that sample, if
-        any, becomes current again); None when there is nothing to undo."""
+        any, becomes current again); None when there is nothing to undo. With `queued` (see `current`), only a
+        decision that applies to the queue now: undo never takes back one the labeler cannot see."""
         with self._write() as con:
-            row = con.execute(
-                "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq DESC LIMIT 1",
-                (labeler.strip(),),
-            ).fetchone()
+            rows = con.execute(
+                "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq DESC", (labeler.strip(),)
+            )
+            row = next((r for r in rows if queued is None or _applies(r["sample_id"], r["path"], queued)), None)
             if row is None:
                 return None
             undone_at = _now()
@@ -163,10 +167,28 @@ class ReviewStore:
         columns = list(Decision.__dataclass_fields__)
         return pd.DataFrame(rows, columns=columns).astype({"blind": bool}) if rows else pd.DataFrame(columns=columns)
 
-    def current(self) -> pd.DataFrame:
+    def current(self, queued: Mapping[str, str] | None = None) -> pd.DataFrame:
         """Each labeler's current decision per sample (their latest row not undone), ordered by sample and
-        labeler."""
+        labeler. With `queued` (sample id -> the file queued for it now), only decisions that apply to that queue
+        count (`on_queued_files`), before the latest is taken: a decision on a file the sample no longer has
+        neither shows nor hides the labeler's decision on the file it has again."""
         hist = self.history()
         live = hist[hist["undone_at"].isna()]
+        if queued is not None:
+            live = on_queued_files(live, queued)
         latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
         return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
+
+
+def _applies(sample_id: str, path: str | None, queued: Mapping[str, str]) -> bool:
+    return sample_id in queued and (not path or path == queued[sample_id])
+
+
+def on_queued_files(decisions: pd.DataFrame, queued: Mapping[str, str]) -> pd.DataFrame:
+    """The rows of `decisions` (sample_id, path) that apply to a queue (sample id -> file queued now): on a
+    queued sample and on the file queued now. A decision recording another file is stale (the candidate was
+    made again, with another seed or policy): the page offers the sample again and exports leave it out. A
+    decision that records no file (made before decisions recorded it) applies to the queued one."""
+    paths = decisions["path"].fillna("").astype(str) if "path" in decisions else pd.Series("", index=decisions.index)
+    keep = np.array([_applies(s, p, queued) for s, p in zip(decisions["sample_id"], paths, strict=True)], dtype=bool)
+    return decisions[keep].reset_index(drop=True)
