@@ -80,6 +80,13 @@ class _Maker:
     path_root: Path
     keep_arrays: bool
 
+    def _relative(self, digest: str) -> Path:
+        return Path("files") / f"{digest[:16]}{SUFFIX[self.modality]}"
+
+    def file_of(self, digest: str) -> Path:
+        """Where the candidate whose bytes have this SHA-256 is written: files are named by content."""
+        return self.out_dir / self._relative(digest)
+
     def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> Made:
         """One candidate from (target, k, seed, source row): augment, write, and record what made it; the source
         and output arrays too when `keep_arrays` (for scoring while they are in memory).
@@ -91,11 +98,10 @@ class _Maker:
         y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
         data = encode_sample(y, self.modality, self.media_cfg)
         digest = hashlib.sha256(data).hexdigest()
-        rel = Path("files") / f"{digest[:16]}{SUFFIX[self.modality]}"
-        write_bytes(self.out_dir / rel, data)
+        write_bytes(self.file_of(digest), data)
         row = src | {
             "id": f"aug/{target}/{k:05d}",
-            "path": str(self.path_root / rel),
+            "path": str(self.path_root / self._relative(digest)),
             "split": "train",
             "sha256": digest,
             "source_id": src["id"],
@@ -163,15 +169,18 @@ def generate_candidates(
         for k, source_id in enumerate(pick_sources(train, allocation[target] * oversample, seed, target))
     ]
     bar = {"total": len(tasks), "desc": "candidates", "unit": "sample", "leave": False}
+    known = set(train["sha256"]) if "sha256" in train else set()
     if workers == 1 or len(tasks) < 2:
-        rows = _collect(tqdm(map(maker, tasks), **bar), on_batch)
+        rows, dropped = _collect(tqdm(map(maker, tasks), **bar), on_batch, known, maker)
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(maker,)) as executor:
             chunk = max(1, math.ceil(len(tasks) / (workers * 8)))
-            rows = _collect(tqdm(executor.map(_make_in_worker, tasks, chunksize=chunk), **bar), on_batch)
+            made = tqdm(executor.map(_make_in_worker, tasks, chunksize=chunk), **bar)
+            rows, dropped = _collect(made, on_batch, known, maker)
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
-    plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered}
+    plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered,
+            "duplicates_dropped": {t: dropped.get(t, 0) for t in active}}  # fmt: skip
     return candidates, plan
 
 
@@ -192,10 +201,20 @@ def _make_in_worker(task: tuple[str, int, int, dict[str, Any]]) -> Made:
     return _worker_maker(task)
 
 
-def _collect(made: Iterable[Made], on_batch: Sink | None) -> list[dict[str, Any]]:
-    """The rows of the made candidates, in order, handing them with their arrays to `on_batch` in batches."""
+def _collect(
+    made: Iterable[Made], on_batch: Sink | None, known: set[str], maker: _Maker
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows of the made candidates, in order, handing them with their arrays to `on_batch` in batches, and
+    how many were dropped per target as duplicates.
+
+    A candidate whose bytes equal a training sample's (`known` hashes: a policy that happened to change
+    nothing) or an earlier candidate's (a deterministic policy cycling over the sources) would add a sample
+    twice: it is dropped, not scored, and counted. The file of a copy of a training sample is removed; a copy of
+    an earlier candidate shares that candidate's file (files are named by content)."""
     rows: list[dict[str, Any]] = []
     batch: list[Made] = []
+    seen: set[str] = set()
+    dropped: dict[str, int] = {}
 
     def flush() -> None:
         if on_batch is not None and batch:
@@ -203,10 +222,18 @@ def _collect(made: Iterable[Made], on_batch: Sink | None) -> list[dict[str, Any]
         batch.clear()
 
     for item in made:
-        rows.append(item[0])
+        row = item[0]
+        digest = row["sha256"]
+        if digest in known or digest in seen:
+            dropped[row["target_slice"]] = dropped.get(row["target_slice"], 0) + 1
+            if digest in known:
+                maker.file_of(digest).unlink(missing_ok=True)
+            continue
+        seen.add(digest)
+        rows.append(row)
         if on_batch is not None:
             batch.append(item)
             if len(batch) == SINK_BATCH:
                 flush()
     flush()
-    return rows
+    return rows, dropped

@@ -462,7 +462,11 @@ def cmd_augment(args: argparse.Namespace) -> None:
         scores = pd.concat(scored, ignore_index=True) if scored else empty_scores()
         scores.to_parquet(tmp / "scores.parquet", index=False)
         write_json(tmp / "plan.json", plan)
-    print(f"{args.dataset}: {len(cands)} candidates made and scored; allocation {plan['allocation']}")
+    repeats = sum(plan["duplicates_dropped"].values())
+    print(
+        f"{args.dataset}: {len(cands)} candidates made and scored; allocation {plan['allocation']}"
+        + (f"; {repeats} dropped as byte-for-byte repeats {plan['duplicates_dropped']}" if repeats else "")
+    )
     if plan["targets_without_policy"]:
         print(f"{args.dataset}: no augmentation policy for {', '.join(plan['targets_without_policy'])}")
 

@@ -47,6 +47,7 @@ def _tiny_split(tmp_path):
         path = tmp_path / "src" / f"{i}.png"
         img = np.zeros((12, 12), np.uint8)
         img[2:10, 3 + i % 3 : 6 + i % 3] = 200
+        img[0, i] = 90  # no two sources alike
         save_image(path, img)
         rows.append(
             {"id": f"s{i}", "path": str(path), "label": str(i % 2), "split": "train", "sha256": file_sha256(path)}
@@ -77,6 +78,7 @@ def test_candidates_record_what_made_them_and_regenerate_bit_for_bit(tmp_path):
         "oversample": 1,
         "allocation": {"condition=dark": 5},
         "targets_without_policy": ["speaker=x"],
+        "duplicates_dropped": {"condition=dark": 0},
     }
     assert first["sha256"].tolist() == again["sha256"].tolist()
     assert first["id"].tolist() == [f"aug/condition=dark/{k:05d}" for k in range(5)]
@@ -174,7 +176,7 @@ def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(t
 
     monkeypatch.setattr(candidates, "SINK_BATCH", 4)
     split, noise = _tiny_audio(tmp_path)
-    policies = {"condition=phone": [{"name": "Telephone"}]}
+    policies = {"condition=phone": [{"name": "Telephone"}, {"name": "Gain", "min_gain_db": -6, "max_gain_db": 6}]}
     seen: list[tuple[pd.DataFrame, list, list]] = []
     cands, _ = candidates.generate_candidates(
         split, noise, [{"slice": "condition=phone", "priority": 1.0}], policies, 9, "audio", {"sample_rate": 8000},
@@ -188,6 +190,32 @@ def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(t
             assert np.array_equal(x, load_sample(paths[row.source_id], "audio", {"sample_rate": 8000}))
             on_disk = load_sample(row.path, "audio", {"sample_rate": 8000})
             assert y.dtype == np.float32 and np.abs(on_disk - y).max() <= 1 / 32767  # the file is 16-bit PCM
+
+
+def test_a_candidate_that_repeats_another_or_copies_a_training_sample_is_dropped_and_counted(tmp_path):
+    """Telephone alone is deterministic: cycling over 4 sources for 9 candidates makes 5 repeats. A policy that
+    changes nothing (p=0) makes copies of its sources, whose files are removed."""
+    from curation.candidates import generate_candidates
+
+    split, noise = _tiny_audio(tmp_path)
+    phone = {"condition=phone": [{"name": "Telephone"}]}
+    scored: list[str] = []
+    cands, plan = generate_candidates(
+        split, noise, [{"slice": "condition=phone", "priority": 1.0}], phone, 9, "audio", {"sample_rate": 8000}, 5,
+        tmp_path / "phone", on_batch=lambda rows, xs, ys: scored.extend(rows["id"]),
+    )  # fmt: skip
+    assert len(cands) == 4 and cands["sha256"].is_unique and scored == cands["id"].tolist()
+    assert plan["duplicates_dropped"] == {"condition=phone": 5}
+    assert sorted(p.name for p in (tmp_path / "phone" / "files").iterdir()) == sorted(
+        p.rsplit("/", 1)[1] for p in cands["path"]
+    )
+
+    images = _tiny_split(tmp_path)
+    none = {"condition=dark": [{"name": "GaussianBlur", "blur_limit": [3, 5], "p": 0.0}]}
+    copies, plan = generate_candidates(images, pd.DataFrame(), [{"slice": "condition=dark", "priority": 1.0}], none,
+                                       4, "image", {"channels": 1}, 5, tmp_path / "none")  # fmt: skip
+    assert copies.empty and plan["duplicates_dropped"] == {"condition=dark": 4}
+    assert list((tmp_path / "none" / "files").iterdir()) == []
 
 
 def test_min_share_gives_every_positive_slice_a_floor_and_shares_the_rest_by_priority():
