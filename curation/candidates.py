@@ -28,7 +28,8 @@ from curation.io import write_bytes
 __all__ = ["TRAIN_NOISE_POOL", "allocate_budget", "generate_candidates", "pick_sources"]
 
 SINK_BATCH = 256  # candidates handed to `on_batch` at a time (bounded memory: the arrays of one batch)
-Made = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]  # a candidate's row, source and output arrays
+# a candidate's row, its source and output arrays (when kept for scoring), and whether the output equals the source
+Made = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, bool]
 Sink = Callable[[pd.DataFrame, list[np.ndarray], list[np.ndarray]], None]
 
 
@@ -92,13 +93,16 @@ class _Maker:
         and output arrays too when `keep_arrays` (for scoring while they are in memory).
 
         The file is named by its content hash: a candidate id made again with another seed or policy gets
-        another file, so a review decision recorded with the old file's path is seen to be stale."""
+        another file, so a review decision recorded with the old file's path is seen to be stale. An output equal
+        to its source (the policy changed nothing) is not written: it is flagged, and dropped as a copy."""
         target, k, sample_seed, src = task
         x = load_sample(src["path"], self.modality, self.media_cfg)
         y, applied = augment_sample(self.pipelines[target], x, sample_seed, src["id"])
         data = encode_sample(y, self.modality, self.media_cfg)
         digest = hashlib.sha256(data).hexdigest()
-        write_bytes(self.file_of(digest), data)
+        unchanged = x.shape == y.shape and bool(np.array_equal(x, y))
+        if not unchanged:
+            write_bytes(self.file_of(digest), data)
         row = src | {
             "id": f"aug/{target}/{k:05d}",
             "path": str(self.path_root / self._relative(digest)),
@@ -110,7 +114,7 @@ class _Maker:
             "seed": str(sample_seed),
             "augment_params": json.dumps(applied, sort_keys=True),
         }
-        return (row, x, y) if self.keep_arrays else (row, None, None)
+        return (row, x, y, unchanged) if self.keep_arrays else (row, None, None, unchanged)
 
 
 def generate_candidates(
@@ -169,14 +173,12 @@ def generate_candidates(
         for k, source_id in enumerate(pick_sources(train, allocation[target] * oversample, seed, target))
     ]
     bar = {"total": len(tasks), "desc": "candidates", "unit": "sample", "leave": False}
-    known = set(train["sha256"]) if "sha256" in train else set()
     if workers == 1 or len(tasks) < 2:
-        rows, dropped = _collect(tqdm(map(maker, tasks), **bar), on_batch, known, maker)
+        rows, dropped = _collect(tqdm(map(maker, tasks), **bar), on_batch)
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(maker,)) as executor:
             chunk = max(1, math.ceil(len(tasks) / (workers * 8)))
-            made = tqdm(executor.map(_make_in_worker, tasks, chunksize=chunk), **bar)
-            rows, dropped = _collect(made, on_batch, known, maker)
+            rows, dropped = _collect(tqdm(executor.map(_make_in_worker, tasks, chunksize=chunk), **bar), on_batch)
     columns = [*train.columns, "source_id", "target_slice", "policy", "seed", "augment_params"]
     candidates = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     plan = {"budget": budget, "oversample": oversample, "allocation": allocation, "targets_without_policy": uncovered,
@@ -201,18 +203,16 @@ def _make_in_worker(task: tuple[str, int, int, dict[str, Any]]) -> Made:
     return _worker_maker(task)
 
 
-def _collect(
-    made: Iterable[Made], on_batch: Sink | None, known: set[str], maker: _Maker
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _collect(made: Iterable[Made], on_batch: Sink | None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The rows of the made candidates, in order, handing them with their arrays to `on_batch` in batches, and
-    how many were dropped per target as duplicates.
+    how many were dropped per target as repeats.
 
-    A candidate whose bytes equal a training sample's (`known` hashes: a policy that happened to change
-    nothing) or an earlier candidate's (a deterministic policy cycling over the sources) would add a sample
-    twice: it is dropped, not scored, and counted. The file of a copy of a training sample is removed; a copy of
-    an earlier candidate shares that candidate's file (files are named by content)."""
+    A candidate equal to its source (a policy that happened to change nothing) or with the bytes of an earlier
+    candidate (a deterministic policy cycling over the sources) would add a sample twice: it is dropped, not
+    scored, and counted; made = kept + dropped. A repeat of an earlier candidate shares its file (files are
+    named by content); a copy of its source was never written."""
     rows: list[dict[str, Any]] = []
-    batch: list[Made] = []
+    batch: list[tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]] = []
     seen: set[str] = set()
     dropped: dict[str, int] = {}
 
@@ -221,18 +221,14 @@ def _collect(
             on_batch(pd.DataFrame([r for r, _, _ in batch]), [x for _, x, _ in batch], [y for _, _, y in batch])
         batch.clear()
 
-    for item in made:
-        row = item[0]
-        digest = row["sha256"]
-        if digest in known or digest in seen:
+    for row, x, y, unchanged in made:
+        if unchanged or row["sha256"] in seen:
             dropped[row["target_slice"]] = dropped.get(row["target_slice"], 0) + 1
-            if digest in known:
-                maker.file_of(digest).unlink(missing_ok=True)
             continue
-        seen.add(digest)
+        seen.add(row["sha256"])
         rows.append(row)
         if on_batch is not None:
-            batch.append(item)
+            batch.append((row, x, y))
             if len(batch) == SINK_BATCH:
                 flush()
     flush()

@@ -464,8 +464,9 @@ def cmd_augment(args: argparse.Namespace) -> None:
         write_json(tmp / "plan.json", plan)
     repeats = sum(plan["duplicates_dropped"].values())
     print(
-        f"{args.dataset}: {len(cands)} candidates made and scored; allocation {plan['allocation']}"
-        + (f"; {repeats} dropped as byte-for-byte repeats {plan['duplicates_dropped']}" if repeats else "")
+        f"{args.dataset}: {len(cands) + repeats} candidates made, {len(cands)} kept and scored; allocation "
+        f"{plan['allocation']}"
+        + (f"; {repeats} dropped as repeats or copies of their source {plan['duplicates_dropped']}" if repeats else "")
     )
     if plan["targets_without_policy"]:
         print(f"{args.dataset}: no augmentation policy for {', '.join(plan['targets_without_policy'])}")
@@ -725,7 +726,9 @@ def cmd_review_export(args: argparse.Namespace) -> None:
 
     _, _, lay = _context(args)
     queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
-    current = ReviewStore(lay.review_store).current(dict(zip(queue["id"], queue["path"], strict=True)))
+    store = ReviewStore(lay.review_store)
+    current = store.current(dict(zip(queue["id"], queue["path"], strict=True)))
+    stale = len(set(store.current()["seq"]) - set(current["seq"]))  # latest decisions on files no longer queued
     existing = (
         pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
         if lay.decisions.exists()
@@ -739,7 +742,8 @@ def cmd_review_export(args: argparse.Namespace) -> None:
             frame.to_csv(tmp, index=False)
     counts = merged["decision"].value_counts().to_dict()
     print(f"{lay.decisions}: {len(merged)} decisions {counts}; {lay.annotations}: {len(every)} from "
-          f"{every['labeler'].nunique()} labeler(s)")  # fmt: skip
+          f"{every['labeler'].nunique()} labeler(s)"
+          + (f"; {stale} decision(s) on samples or files no longer queued left out" if stale else ""))  # fmt: skip
 
 
 def cmd_review_agreement(args: argparse.Namespace) -> None:
@@ -780,11 +784,14 @@ def cmd_review_ls_import(args: argparse.Namespace) -> None:
     from curation.review.store import ReviewStore
 
     _, cfg, lay = _context(args)
-    imported = read_annotations(read_json(args.file), ReviewQueue.load(cfg, lay))
+    queue = ReviewQueue.load(cfg, lay)
+    imported = read_annotations(read_json(args.file), queue)
     store = ReviewStore(lay.review_store)
     for d in imported.decisions:
         store.decide(**d)
-    print(f"{args.file}: {len(imported.decisions)} decisions stored in {lay.review_store}")
+    stale = sum(1 for d in imported.decisions if d["path"] and d["path"] != queue.paths.get(d["sample_id"]))
+    print(f"{args.file}: {len(imported.decisions)} decisions stored in {lay.review_store}"
+          + (f"; {stale} made on files no longer queued (stale: they will not count)" if stale else ""))  # fmt: skip
     for line in imported.skipped:
         print(f"  skipped {line}")
 

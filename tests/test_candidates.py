@@ -194,7 +194,7 @@ def test_candidates_reach_the_sink_in_batches_in_table_order_with_their_arrays(t
 
 def test_a_candidate_that_repeats_another_or_copies_a_training_sample_is_dropped_and_counted(tmp_path):
     """Telephone alone is deterministic: cycling over 4 sources for 9 candidates makes 5 repeats. A policy that
-    changes nothing (p=0) makes copies of its sources, whose files are removed."""
+    changes nothing (p=0) makes copies of its sources, which are not written."""
     from curation.candidates import generate_candidates
 
     split, noise = _tiny_audio(tmp_path)
@@ -215,7 +215,18 @@ def test_a_candidate_that_repeats_another_or_copies_a_training_sample_is_dropped
     copies, plan = generate_candidates(images, pd.DataFrame(), [{"slice": "condition=dark", "priority": 1.0}], none,
                                        4, "image", {"channels": 1}, 5, tmp_path / "none")  # fmt: skip
     assert copies.empty and plan["duplicates_dropped"] == {"condition=dark": 4}
-    assert list((tmp_path / "none" / "files").iterdir()) == []
+    assert not (tmp_path / "none").exists()
+
+    import soundfile as sf  # a 24-bit source: its copy would not re-encode to the source file's bytes
+
+    deep = split.assign(path=[str(tmp_path / f"deep{i}.wav") for i in range(len(split))])
+    for src, dst in zip(split["path"], deep["path"], strict=True):
+        samples, sr = sf.read(src, dtype="float32")
+        sf.write(dst, samples, sr, subtype="PCM_24")
+    quiet = {"condition=phone": [{"name": "Gain", "min_gain_db": -6, "max_gain_db": 6, "p": 0.0}]}
+    copies, plan = generate_candidates(deep, noise, [{"slice": "condition=phone", "priority": 1.0}], quiet, 3,
+                                       "audio", {"sample_rate": 8000}, 5, tmp_path / "deep")  # fmt: skip
+    assert copies.empty and plan["duplicates_dropped"] == {"condition=phone": 3}
 
 
 def test_min_share_gives_every_positive_slice_a_floor_and_shares_the_rest_by_priority():

@@ -218,6 +218,14 @@ def test_a_decision_on_an_older_file_neither_shows_nor_hides_the_one_on_the_file
     assert rows(store.current(), "sample_id", "decision") == [("s1", "reject"), ("s2", "unsure")]
 
 
+def test_a_decision_that_recorded_no_file_does_not_come_back_when_a_later_one_goes_stale(store):
+    store.decide("s1", "ann", "accept", "1")  # an older store's row: no file recorded
+    store.decide("s1", "ann", "reject", "1", path="b.wav")
+    assert store.current({"s1": "c.wav"}).empty  # remade again: to be decided again, not the old accept
+    assert store.undo("ann", {"s1": "c.wav"}) is None
+    assert rows(store.current({"s1": "b.wav"}), "decision") == [("reject",)]
+
+
 def test_undo_on_a_queue_takes_back_only_a_decision_that_applies_to_it(store):
     store.decide("s1", "ann", "accept", "1", path="a.wav")
     store.decide("s1", "ann", "reject", "1", path="b.wav")  # the latest, but on a file no longer queued

@@ -124,7 +124,7 @@ class ReviewStore:
     ) -> Decision:
         """Store one decision and return it; with a `request_id` already stored, return that row unchanged.
         `path` is the file the labeler saw (the queue's): a later queue with another file for the sample makes
-        the decision stale (`queue.on_queued_files`).
+        the decision stale (`on_queued_files`).
 
         The caller checks the sample and the label against the queue (`ReviewQueue.check`); the store refuses
         only what would make the file itself wrong: an unknown verb or an empty labeler."""
@@ -153,7 +153,14 @@ class ReviewStore:
             rows = con.execute(
                 "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq DESC", (labeler.strip(),)
             )
-            row = next((r for r in rows if queued is None or _applies(r["sample_id"], r["path"], queued)), None)
+            row, recorded = None, set()  # samples with a later decision (stale here) that recorded a file
+            for r in rows:
+                superseded = not r["path"] and r["sample_id"] in recorded
+                if queued is None or (_applies(r["sample_id"], r["path"], queued) and not superseded):
+                    row = r
+                    break
+                if r["path"]:
+                    recorded.add(r["sample_id"])
             if row is None:
                 return None
             undone_at = _now()
@@ -171,17 +178,29 @@ class ReviewStore:
         """Each labeler's current decision per sample (their latest row not undone), ordered by sample and
         labeler. With `queued` (sample id -> the file queued for it now), only decisions that apply to that queue
         count (`on_queued_files`), before the latest is taken: a decision on a file the sample no longer has
-        neither shows nor hides the labeler's decision on the file it has again."""
+        neither shows nor hides the labeler's decision on the file it has again; a decision that recorded no file
+        counts only if no later one of that labeler on that sample recorded a file. Without `queued`: every
+        latest decision, stale ones included (the store's own view; the app and exports always pass the queue)."""
         hist = self.history()
         live = hist[hist["undone_at"].isna()]
         if queued is not None:
-            live = on_queued_files(live, queued)
+            live = on_queued_files(_superseded_unrecorded(live), queued)
         latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
         return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
 
 
 def _applies(sample_id: str, path: str | None, queued: Mapping[str, str]) -> bool:
     return sample_id in queued and (not path or path == queued[sample_id])
+
+
+def _superseded_unrecorded(live: pd.DataFrame) -> pd.DataFrame:
+    """`live` without the decisions that recorded no file but were followed by one of the same labeler on the
+    same sample that did: an older store's decision must not come back when the newer one goes stale."""
+    has_path = live["path"].fillna("") != ""
+    last = live[has_path].groupby(["sample_id", "labeler"])["seq"].max()
+    pairs = pd.MultiIndex.from_frame(live[["sample_id", "labeler"]])
+    later = live["seq"].to_numpy() < last.reindex(pairs).fillna(-1).to_numpy()
+    return live[~(~has_path.to_numpy() & later)]
 
 
 def on_queued_files(decisions: pd.DataFrame, queued: Mapping[str, str]) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 // name is set as text (textContent / value), never parsed as HTML.
 "use strict";
 
-const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1, busy: null };
+const state = { config: null, labeler: "", indices: [], decided: new Set(), pos: 0, item: null, zoom: 1, busy: null,
+  shown: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, text = null) {
@@ -148,8 +149,11 @@ async function loadList(keepIndex = null) {
 
 async function show(pos) {
   if (pos < 0 || pos >= state.indices.length) return;
+  const asked = ++state.shown;  // the latest call wins: an answer that comes back after a newer one is dropped
+  const item = await api(`/api/items/${state.indices[pos]}?labeler=${encodeURIComponent(state.labeler)}`);
+  if (asked !== state.shown) return;
   state.pos = pos;
-  state.item = await api(`/api/items/${state.indices[pos]}?labeler=${encodeURIComponent(state.labeler)}`);
+  state.item = item;
   renderItem();
 }
 
@@ -172,21 +176,26 @@ function exclusive(action) {
 }
 
 function decide(decision, label = null) {
-  if (!state.item || state.busy) return;
-  return exclusive(async () => {
+  if (!state.item) return false;
+  if (state.busy) { say("Still saving the last decision: press again once the next sample shows", true); return false; }
+  const item = state.item;  // what the labeler sees now, whatever shows by the time the answer comes back
+  const index = state.indices[state.pos];
+  exclusive(async () => {
+    let saved;
     try {
-      const body = { labeler: state.labeler, sample_id: state.item.id, decision, label,
-        note: $("note").value, request_id: requestId() };
-      const data = await api("/api/decisions", body);
-      const s = data.stored;
-      state.decided.add(state.indices[state.pos]);
-      await loadList(state.indices[state.pos]);
+      const body = { labeler: state.labeler, sample_id: item.id, decision, label, note: $("note").value,
+        request_id: requestId() };
+      const s = (await api("/api/decisions", body)).stored;
+      saved = `Saved: ${s.decision}${state.config.blind ? "" : ` (${s.label})`} for ${s.sample_id}`;
+      state.decided.add(index);
+      await loadList(index);
       await show(nextUndecided());
-      say(`Saved: ${s.decision}${state.config.blind ? "" : ` (${s.label})`} for ${s.sample_id}`);
+      say(saved);
     } catch (err) {
-      say(err.message, true);
+      say(saved ? `${saved}, but the next sample did not load: ${err.message}` : err.message, true);
     }
   });
+  return true;
 }
 
 function undo() {
@@ -267,8 +276,7 @@ async function init() {
   $("btn-next").addEventListener("click", () => show(state.pos + 1));
   $("relabel-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    $("relabel-form").hidden = true;
-    decide("relabel", $("relabel-input").value.trim());
+    if (decide("relabel", $("relabel-input").value.trim())) $("relabel-form").hidden = true;  // kept while busy
   });
   $("labeler").value = localStorage.getItem("labeler") || "";
   $("labeler").addEventListener("change", start);
