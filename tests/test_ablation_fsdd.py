@@ -53,12 +53,17 @@ def test_report_of_a_subset_of_arms_gives_the_table_and_the_bar_without_the_chec
     assert "weakest" not in out and "checklist" not in capsys.readouterr().out
 
 
-def test_report_gives_the_checklist_against_targeting_on_every_slice(capsys):
+def _against_targeting(arm: str) -> tuple[pd.DataFrame, dict]:
+    """Four recordings, clean and at machine 0 dB; on machine 0 dB (c) gets 2 of 4 right and `arm` all 4."""
     test = pd.DataFrame(
         {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
     )
-    c, d = [1, 0, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]  # machine 0 dB: c right on 2 of 4 clips, d on all
-    runs = {s: {"a": {"correct": [1, 0] * 4}, "c": {"correct": c}, "d": {"correct": d}} for s in (1, 2)}
+    c, other = [1, 0, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]
+    return test, {s: {"a": {"correct": [1, 0] * 4}, "c": {"correct": c}, arm: {"correct": other}} for s in (1, 2)}
+
+
+def test_report_gives_the_checklist_against_targeting_on_every_slice(capsys):
+    test, runs = _against_targeting("d")
     out = report(test, runs, seed=0, arms=("a", "c", "d"))
     assert set(out["d_minus_c_by_slice"]) == {"condition=clean", "condition=machine_0db"}
     assert out["d_minus_c_by_slice"]["condition=clean"] == (0.0, 0.0, 0.0)
@@ -67,11 +72,7 @@ def test_report_gives_the_checklist_against_targeting_on_every_slice(capsys):
 
 
 def test_report_gives_the_noise_aware_arm_against_targeting_on_the_weakest_slice(capsys):
-    test = pd.DataFrame(
-        {"condition": ["clean", "machine_0db"] * 4, "source_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]}
-    )
-    c, e = [1, 0, 1, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1]  # machine 0 dB: c right on 2 of 4 clips, e on all
-    runs = {s: {"a": {"correct": [1, 0] * 4}, "c": {"correct": c}, "e": {"correct": e}} for s in (1, 2)}
+    test, runs = _against_targeting("e")
     out = report(test, runs, seed=0, arms=("a", "c", "e"))
     assert out["e_minus_c"][0] == 0.5
     assert out["e_minus_c"][1] <= 0.5 <= out["e_minus_c"][2]
