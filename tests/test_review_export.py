@@ -287,3 +287,36 @@ def test_no_pairs_anywhere_gives_missing_agreement_in_every_row():
     assert table["pairs"].tolist() == [0, 0]
     assert table[["agreement", "agreement_low", "agreement_high"]].isna().all().all()
     assert table[["blind_accuracy", "blind_accuracy_low", "blind_accuracy_high"]].isna().all().all()
+
+
+# --- the CLI: export and the agreement stage on a queue that changed ---------------------------------------------
+
+
+def test_export_and_agreement_leave_out_decisions_on_files_no_longer_queued(tmp_path, monkeypatch, capsys):
+    """Two labelers decided aug/c1 on the file queued then; the candidate was remade (another file), so their
+    decisions are left out of both files and of the agreement, while aug/c2's count."""
+    from curation.cli import main
+    from curation.layout import Layout
+    from curation.review.store import ReviewStore
+    from tests.review_project import DATASET, make_project
+
+    monkeypatch.chdir(make_project(tmp_path))
+    lay = Layout(DATASET)
+    queue = pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False)
+    path = dict(zip(queue["id"], queue["path"], strict=True))
+    label = dict(zip(queue["id"], queue["label"], strict=True))
+    store = ReviewStore(lay.review_store)
+    for who in ("ann", "bo"):
+        store.decide("aug/c1", who, "reject", label["aug/c1"], path="data/speech/candidates/files/old.wav")
+        store.decide("aug/c2", who, "accept", label["aug/c2"], path=path["aug/c2"])
+    assert main(["review", "export", DATASET]) == 0
+    assert "2 decision(s) on samples or files no longer queued left out" in capsys.readouterr().out
+    decisions = pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
+    assert decisions[["id", "decision", "path"]].values.tolist() == [["aug/c2", "accept", path["aug/c2"]]]
+    notes = pd.read_csv(lay.annotations, dtype=str, keep_default_na=False)
+    assert notes[["id", "labeler", "path"]].values.tolist() == [["aug/c2", "ann", path["aug/c2"]],
+                                                                ["aug/c2", "bo", path["aug/c2"]]]  # fmt: skip
+    stale = notes.assign(id="aug/c1", decision="reject", path="data/speech/candidates/files/old.wav")  # a pair
+    pd.concat([notes, stale]).to_csv(lay.annotations, index=False)  # an annotations file older than the queue
+    assert main(["review", "agreement", DATASET]) == 0
+    assert pd.read_json(lay.metrics / "review.json").loc["pairs", "all"] == 1
