@@ -720,14 +720,14 @@ def cmd_review_serve(args: argparse.Namespace) -> None:
 def cmd_review_export(args: argparse.Namespace) -> None:
     """Write the store's decisions to the decisions file the build reads, and every labeler's to the annotations."""
     from curation.review.export import annotations, consensus, merge_decisions
-    from curation.review.queue import queue_frame
+    from curation.review.queue import queue_frame, queued_files
     from curation.review.store import ReviewStore
     from curation.versions import DECISION_COLUMNS
 
     _, _, lay = _context(args)
     queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
     store = ReviewStore(lay.review_store)
-    current = store.current(dict(zip(queue["id"], queue["path"], strict=True)))
+    current = store.current(queued_files(queue))
     stale = len(set(store.current()["seq"]) - set(current["seq"]))  # latest decisions on files no longer queued
     existing = (
         pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
@@ -749,7 +749,7 @@ def cmd_review_export(args: argparse.Namespace) -> None:
 def cmd_review_agreement(args: argparse.Namespace) -> None:
     """Agreement between labelers and blind labelers' accuracy per slice, from the annotations file."""
     from curation.review.agreement import agreement_table
-    from curation.review.queue import queue_frame
+    from curation.review.queue import queue_frame, queued_files
     from curation.review.store import on_queued_files
 
     params, _, lay = _context(args)
@@ -757,7 +757,7 @@ def cmd_review_agreement(args: argparse.Namespace) -> None:
     notes = pd.read_csv(lay.annotations, dtype=str, keep_default_na=False)
     current = notes.rename(columns={"id": "sample_id"}).assign(blind=notes["blind"] == "True")
     # the queue may be newer than the export: decisions on files it no longer holds do not count
-    current = on_queued_files(current, dict(zip(queue["id"], queue["path"], strict=True)))
+    current = on_queued_files(current, queued_files(queue))
     table = agreement_table(current, queue, int(params["seed"]))
     records = {r.pop("slice"): r for r in json.loads(table.to_json(orient="records"))}
     write_json(lay.metrics / "review.json", records)

@@ -96,6 +96,12 @@ def queue_frame(queue: pd.DataFrame) -> pd.DataFrame:
     return q.assign(slice=slices, reason_kind=[_reason_kind(k, r) for k, r in zip(q["kind"], q["reason"], strict=True)])
 
 
+def queued_files(frame: pd.DataFrame) -> dict[str, str]:
+    """Sample id -> the file queued for it, of a queue frame: what decisions are checked against
+    (`store.on_queued_files`)."""
+    return dict(zip(frame["id"], frame["path"], strict=True))
+
+
 class ReviewQueue:
     """The queue of one data set as the page shows it, and the checks every decision passes."""
 
@@ -122,7 +128,7 @@ class ReviewQueue:
         self.roots = roots
         self.frame = queue_frame(queue)
         self.position = {sid: i for i, sid in enumerate(self.frame["id"])}
-        self.paths: dict[str, str] = dict(zip(self.frame["id"], self.frame["path"], strict=True))  # id -> queued file
+        self.paths = queued_files(self.frame)
         sources = source_paths or {}
         self.book = {label: [roots.url(p) for p in paths] for label, paths in (book or {}).items()}
         self.items = [self._item(r, sources.get(r.source_id)) for r in self.frame.itertuples()]

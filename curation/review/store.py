@@ -151,18 +151,15 @@ class ReviewStore:
         decision that applies to the queue now: undo never takes back one the labeler cannot see."""
         with self._write() as con:
             rows = con.execute(
-                "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq DESC", (labeler.strip(),)
-            )
-            row, recorded = None, set()  # samples with a later decision (stale here) that recorded a file
-            for r in rows:
-                superseded = not r["path"] and r["sample_id"] in recorded
-                if queued is None or (_applies(r["sample_id"], r["path"], queued) and not superseded):
-                    row = r
-                    break
-                if r["path"]:
-                    recorded.add(r["sample_id"])
-            if row is None:
+                "SELECT * FROM decisions WHERE labeler = ? AND undone_at IS NULL ORDER BY seq", (labeler.strip(),)
+            ).fetchall()
+            live = _frame([dict(r) for r in rows])
+            if queued is not None:
+                live = _applicable(live, queued)
+            if live.empty:
                 return None
+            latest = live["seq"].max()
+            row = next(r for r in rows if r["seq"] == latest)
             undone_at = _now()
             con.execute("UPDATE decisions SET undone_at = ? WHERE seq = ?", (undone_at, row["seq"]))
         return replace(Decision.from_row(row), undone_at=undone_at)
@@ -170,9 +167,7 @@ class ReviewStore:
     def history(self) -> pd.DataFrame:
         """Every row ever stored, undone ones included, in the order they were made."""
         with self._connect() as con:
-            rows = [dict(r) for r in con.execute("SELECT * FROM decisions ORDER BY seq")]
-        columns = list(Decision.__dataclass_fields__)
-        return pd.DataFrame(rows, columns=columns).astype({"blind": bool}) if rows else pd.DataFrame(columns=columns)
+            return _frame([dict(r) for r in con.execute("SELECT * FROM decisions ORDER BY seq")])
 
     def current(self, queued: Mapping[str, str] | None = None) -> pd.DataFrame:
         """Each labeler's current decision per sample (their latest row not undone), ordered by sample and
@@ -184,9 +179,20 @@ class ReviewStore:
         hist = self.history()
         live = hist[hist["undone_at"].isna()]
         if queued is not None:
-            live = on_queued_files(_superseded_unrecorded(live), queued)
+            live = _applicable(live, queued)
         latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
         return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """Stored rows as a frame with the Decision columns (also when there are none)."""
+    columns = list(Decision.__dataclass_fields__)
+    return pd.DataFrame(rows, columns=columns).astype({"blind": bool}) if rows else pd.DataFrame(columns=columns)
+
+
+def _applicable(live: pd.DataFrame, queued: Mapping[str, str]) -> pd.DataFrame:
+    """The live decisions that apply to the queue (see `current`)."""
+    return on_queued_files(_superseded_unrecorded(live), queued)
 
 
 def _applies(sample_id: str, path: str | None, queued: Mapping[str, str]) -> bool:
