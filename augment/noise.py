@@ -55,8 +55,17 @@ class NoiseClip:
         the length computed.
         """
         if self._energy is None or self._energy.size < length + 1:
-            x = self.samples.astype(np.float64)
-            energy = np.concatenate([[0.0], np.cumsum(np.resize(x, max(length, 2 * x.size)) ** 2)])
+            size = self.samples.size
+            total = max(length, 2 * size)
+            energy = np.empty(total + 1)  # [0, squares repeated cyclically], then summed in place
+            energy[0] = 0.0
+            np.square(self.samples, out=energy[1 : size + 1], dtype=np.float64)
+            filled = size
+            while filled < total:  # doubling copies of what is there already
+                step = min(filled, total - filled)
+                energy[1 + filled : 1 + filled + step] = energy[1 : 1 + step]
+                filled += step
+            np.cumsum(energy, out=energy)
             energy.flags.writeable = False
             object.__setattr__(self, "_energy", energy)
         return self._energy

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from augment.rng import derive_seed, generator
@@ -196,11 +197,30 @@ def train_model(
     )
 
 
+def _fold_batch_norms(module: nn.Module) -> None:
+    """Fold every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into that convolution (in
+    eval mode a BatchNorm is an affine map per channel, so the pair is one convolution with new weights and a
+    bias); the BatchNorm becomes an Identity. For inference copies only: training needs the BatchNorm."""
+    for child in module.modules():
+        if not isinstance(child, nn.Sequential):
+            continue
+        layers = list(child)
+        for k in range(len(layers) - 1):
+            conv, norm = layers[k], layers[k + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats:
+                child[k] = fuse_conv_bn_eval(conv, norm)
+                child[k + 1] = nn.Identity()
+
+
 def inference_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of the model whose weights are in channels-last memory format, for prediction:
-    channels-last convolutions give the same numbers within float rounding (~1e-7) about twice as fast on this
-    CPU, and the model itself (its mode, its weights' layout, hence what `save_model` writes) is untouched."""
-    return copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    """An eval-mode copy of the model for prediction, with each convolution's BatchNorm folded into it and the
+    weights in channels-last memory format: the same numbers within float rounding (~1e-6 relative) about
+    three times as fast on this CPU (channels-last convolutions twice; the folded BatchNorms took a third of
+    what was left). The model itself (its mode, its weights and their layout, hence what `save_model` writes)
+    is untouched."""
+    network = copy.deepcopy(model).eval()
+    _fold_batch_norms(network)
+    return network.to(memory_format=torch.channels_last)
 
 
 def run_batches(

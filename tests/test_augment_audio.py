@@ -121,6 +121,17 @@ def test_noise_clip_cumulative_energy_wraps_and_extends_without_changing_its_pre
     assert noise.cumulative_energy(5) is longer  # served from the kept array
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(st.floats(-1, 1, width=32), min_size=1, max_size=40).filter(any),
+    length=st.integers(1, 200),
+)
+def test_noise_clip_cumulative_energy_is_the_running_sum_of_squares_of_the_repeated_clip(samples, length):
+    x = np.array(samples, np.float32)
+    expected = np.concatenate([[0.0], np.cumsum(np.resize(x.astype(np.float64), max(length, 2 * x.size)) ** 2)])
+    np.testing.assert_array_equal(NoiseClip("x", "car", x, SR).cumulative_energy(length), expected)  # same bits
+
+
 # --- pipeline: determinism, replay, records ---------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from curation.models import STD_FLOOR, build_model
@@ -307,6 +308,19 @@ def test_probs_and_features_in_one_pass_equal_predict_proba_and_embed(image_data
     np.testing.assert_array_equal(probs, predict_proba(model, xd, batch_size=7))
     np.testing.assert_array_equal(features, embed(model, xd, batch_size=7))
     assert probs.flags.c_contiguous and features.flags.c_contiguous
+
+
+def test_inference_copy_folds_each_batch_norm_into_its_convolution_and_predicts_the_same(image_data, image_result):
+    (_, _), (xd, _) = image_data
+    model = image_result.model
+    network = inference_copy(model)
+    kinds = [type(m) for m in network.features]
+    assert nn.BatchNorm2d not in kinds and kinds.count(nn.Identity) == kinds.count(nn.Conv2d) == 3
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.features) == 3  # the model keeps its own
+    assert all(m.bias is not None for m in network.features if isinstance(m, nn.Conv2d))
+    with torch.no_grad():
+        logits = model.eval()(xd)
+        np.testing.assert_allclose(network(xd).numpy(), logits.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_embed_audio():
