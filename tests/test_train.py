@@ -6,8 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from curation.models import STD_FLOOR, build_model
 from curation.train import (
