@@ -19,14 +19,19 @@ CLIP_PEAK = 0.99
 BANDPASS_ORDER = 4
 
 
-def _samples(x: np.ndarray, what: str = "samples") -> np.ndarray:
-    """A float64 view of a non-empty 1-D float array; anything else is a caller error."""
+def _checked(x: np.ndarray, what: str = "samples") -> np.ndarray:
+    """A non-empty 1-D float array as it is; anything else is a caller error."""
     x = np.asarray(x)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"{what} must be a non-empty 1-D array, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{what} must be floating point (samples in [-1, 1]), got dtype {x.dtype}")
-    return x.astype(np.float64, copy=False)
+    return x
+
+
+def _samples(x: np.ndarray, what: str = "samples") -> np.ndarray:
+    """A float64 view of a non-empty 1-D float array; anything else is a caller error."""
+    return _checked(x, what).astype(np.float64, copy=False)
 
 
 def rms(x: np.ndarray) -> float:
@@ -65,12 +70,14 @@ def gain_db(x: np.ndarray, db: float) -> np.ndarray:
 
 def fit_length(noise: np.ndarray, n: int, offset: int) -> np.ndarray:
     """`n` samples of a noise clip read cyclically from `offset`, so any clip covers any length."""
-    noise = _samples(noise, "noise")
+    noise = _checked(noise, "noise")  # copied, not converted: float32 samples keep their bits either way
     if n < 1:
         raise ValueError(f"length must be at least 1, got {n}")
     if not 0 <= offset < noise.size:
         raise ValueError(f"offset must be in [0, {noise.size}), got {offset}")
-    return noise[(offset + np.arange(n)) % noise.size].astype(np.float32)
+    if offset + n <= noise.size:  # the usual case, a plain slice
+        return noise[offset : offset + n].astype(np.float32)
+    return np.take(noise, np.arange(offset, offset + n), mode="wrap").astype(np.float32)
 
 
 def scale_samples(x: np.ndarray, factor: float) -> np.ndarray:

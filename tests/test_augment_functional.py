@@ -127,6 +127,10 @@ def test_fit_length_reads_cyclically_from_the_offset():
     noise = np.arange(5, dtype=np.float32)
     assert F.fit_length(noise, 12, 3).tolist() == [3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
     assert F.fit_length(noise, 2, 0).tolist() == [0, 1]
+    assert F.fit_length(noise, 2, 3).tolist() == [3, 4]  # up to the end: a slice
+    assert F.fit_length(noise, 3, 3).tolist() == [3, 4, 0]  # one past it: wraps
+    out = F.fit_length(np.arange(5, dtype=np.float64) + 0.1, 2, 1)
+    assert out.dtype == np.float32 and out.tolist() == np.array([1.1, 2.1], np.float32).tolist()
     with pytest.raises(ValueError, match="offset must be in"):
         F.fit_length(noise, 3, 5)
 
