@@ -136,6 +136,27 @@ def test_review_decisions_flow_into_the_next_version(project):
     assert (review["all"]["pairs"], review["all"]["agreement"]) == (2, 1.0)
 
 
+def test_decisions_on_remade_candidates_go_stale_and_do_not_reach_the_next_version(project):
+    """After the review test: a new policy remakes every candidate (files are named by content), so the exported
+    decisions name files nobody queued any more; `dvc repro` must leave them out and say so in the card."""
+    decisions = pd.read_csv(project / "data/reviews/spoken_digits.csv", dtype=str, keep_default_na=False)
+    decided = dict(zip(decisions["id"], decisions["decision"], strict=True))
+    relabeled = next(i for i, d in decided.items() if d == "relabel")
+    other = decisions.set_index("id").loc[relabeled, "label"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for spec in params["datasets"]["spoken_digits"]["augment"]["policies"].values():
+        spec.append({"name": "Gain", "min_gain_db": -1, "max_gain_db": 1})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([str(BIN / "dvc"), "repro"], project)
+    card = json.loads((project / "metrics/spoken_digits/card_v2.json").read_text())
+    assert (card["review"]["decided"], card["review"]["added"], card["review"]["relabeled"]) == (0, 0, 0)
+    assert sorted(s["id"] for s in card["review"]["stale"]) == sorted(decided)
+    assert all(s["reason"].startswith(("no longer in the review queue", "queued with another file"))
+               for s in card["review"]["stale"])  # fmt: skip
+    v2 = pd.read_parquet(project / "data/spoken_digits/v2/train.parquet").set_index("id")
+    assert relabeled not in v2.index or v2.loc[relabeled, "label"] != other  # the old relabel did not apply
+
+
 def test_changing_a_checklist_param_reruns_only_what_depends_on_it(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["datasets"]["digits"]["checklist"]["clarity_accept"] = 0.7
