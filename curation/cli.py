@@ -721,14 +721,14 @@ def cmd_review_export(args: argparse.Namespace) -> None:
     """Write the store's decisions to the decisions file the build reads, and every labeler's to the annotations."""
     from curation.review.export import annotations, consensus, merge_decisions
     from curation.review.queue import queue_frame, queued_files
-    from curation.review.store import ReviewStore
+    from curation.review.store import ReviewStore, current_decisions
     from curation.versions import DECISION_COLUMNS
 
     _, _, lay = _context(args)
     queue = queue_frame(pd.read_csv(lay.checklist_dir / "review_queue.csv", dtype=str, keep_default_na=False))
-    store = ReviewStore(lay.review_store)
-    current = store.current(queued_files(queue))
-    stale = len(set(store.current()["seq"]) - set(current["seq"]))  # latest decisions on files no longer queued
+    history = ReviewStore(lay.review_store).history()  # read once for both views
+    current = current_decisions(history, queued_files(queue))
+    stale = len(set(current_decisions(history)["seq"]) - set(current["seq"]))  # latest ones on files not queued
     existing = (
         pd.read_csv(lay.decisions, dtype=str, keep_default_na=False)
         if lay.decisions.exists()

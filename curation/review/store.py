@@ -176,12 +176,16 @@ class ReviewStore:
         neither shows nor hides the labeler's decision on the file it has again; a decision that recorded no file
         counts only if no later one of that labeler on that sample recorded a file. Without `queued`: every
         latest decision, stale ones included (the store's own view; the app and exports always pass the queue)."""
-        hist = self.history()
-        live = hist[hist["undone_at"].isna()]
-        if queued is not None:
-            live = _applicable(live, queued)
-        latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
-        return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
+        return current_decisions(self.history(), queued)
+
+
+def current_decisions(history: pd.DataFrame, queued: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """`ReviewStore.current` of a history the caller has read already (`ReviewStore.history`)."""
+    live = history[history["undone_at"].isna()]
+    if queued is not None:
+        live = _applicable(live, queued)
+    latest = live.sort_values("seq").groupby(["sample_id", "labeler"], sort=False).tail(1)
+    return latest.sort_values(["sample_id", "labeler"], kind="stable").reset_index(drop=True)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
