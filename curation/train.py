@@ -201,9 +201,7 @@ def _fold_batch_norms(module: nn.Module) -> None:
     """Fold every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into that convolution (in
     eval mode a BatchNorm is an affine map per channel, so the pair is one convolution with new weights and a
     bias); the BatchNorm becomes an Identity. For inference copies only: training needs the BatchNorm."""
-    for child in module.modules():
-        if not isinstance(child, nn.Sequential):
-            continue
+    for child in [m for m in module.modules() if isinstance(m, nn.Sequential)]:  # listed before any is changed
         layers = list(child)
         for k in range(len(layers) - 1):
             conv, norm = layers[k], layers[k + 1]
