@@ -1,7 +1,7 @@
 """Ablation on real speech: does targeting earn its place, and does the checklist? (issue 5)
 
 Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
-    [--arms a,b,c,d,d/2,d~,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
+    [--arms a,b,c,d,d/2,d~,d=,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
     [--min-snr DB] [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
 (300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
@@ -34,6 +34,9 @@ Per seed (it seeds the network's initialisation and shuffling, and every candida
  (d/2): (d) with half the budget;
  (d~): (d)'s checklist verdicts with the other `build.pick` order (separates what the filter does from what
      the order of picking does);
+ (d=): (d)'s accepted candidates picked so that each target keeps the SNR mix its policy drew (`snr_matched`):
+     the checklist rejects the lowest SNRs most, so (d) trains on easier mixes than (c); this arm tells that
+     shift apart from the rest of what the checklist does (a diagnosis, not a pick the pipeline offers);
  (e): (d) with a noise-aware judge of clarity: arm (b)'s model (clean clips + blind augmentation from the same
      transforms) gives p(y | candidate), which replaces p(y | source) x retention; realism and weakness stay the
      current model's. A probe of "a reference recognizer that is stronger or different" (runs (b) with it).
@@ -46,6 +49,7 @@ of the seed means.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -72,7 +76,8 @@ from curation.versions import PICKS, within_budget
 
 FSDD, NOISE = SHARED / "fsdd", SHARED / "noise"
 TRAIN_INDICES, DEV_INDICES, TEST_INDICES = range(10, 50), range(5, 10), range(0, 5)
-ARMS = ("a", "b", "c", "d", "d/2", "d~", "e")
+ARMS = ("a", "b", "c", "d", "d/2", "d~", "d=", "e")
+SNR_BINS = 4  # (d=): bins of equal count of drawn SNRs per target
 RANDOM = "random"
 # Issue 5's bar for arm (d): mean of the seeds at least this on the slice.
 BAR = {"condition=machine_0db": 0.85, "condition=machine_5db": 0.93, "condition=human_5db": 0.93,
@@ -129,6 +134,35 @@ def with_snr_floor(policies: Mapping[str, list[dict]], min_snr_db: float) -> dic
         return entry | {"min_snr_db": min(entry["min_snr_db"], min_snr_db)}
 
     return {target: [lowered(entry) for entry in spec] for target, spec in policies.items()}
+
+
+def drawn_snr(augment_params: str) -> float:
+    """The SNR a candidate's BackgroundNoise drew (its recorded parameters), NaN when it has none applied."""
+    for record in json.loads(augment_params):
+        if record["name"] == "BackgroundNoise" and record["params"].get("applied"):
+            return float(record["params"]["snr_db"])
+    return float("nan")
+
+
+def snr_matched(judged: pd.DataFrame, snr: pd.Series, allocation: Mapping[str, int], pick: str, seed: int,
+                bins: int = SNR_BINS) -> pd.Series:  # fmt: skip
+    """True for the accepted candidates arm (d=) keeps: per target, its candidates cut into `bins` bins of equal
+    count by drawn SNR (`snr`, aligned with `judged`), each bin paid up to an equal share of the target's
+    allocation in `pick` order (`versions.within_budget`), then what the bins lacked from the target's other
+    accepted candidates in that order. A target without drawn SNRs (telephone) is picked as (d) picks it."""
+    paid = pd.Series(False, index=judged.index)
+    for target, rows in judged.groupby("target_slice").groups.items():
+        part, share = judged.loc[rows], int(allocation.get(target, 0))
+        if snr.loc[rows].isna().all():
+            paid[rows] = within_budget(part, {target: share}, pick, seed)
+            continue
+        bin_of = pd.qcut(snr.loc[rows].rank(method="first"), bins, labels=False)
+        for b, quota in allocate_budget(dict.fromkeys(range(bins), 1.0), share).items():
+            in_bin = part[(bin_of == b).to_numpy()]
+            paid[in_bin.index] = within_budget(in_bin, {target: quota}, pick, seed)
+        rest = part[~paid[rows].to_numpy()]
+        paid[rest.index] |= within_budget(rest, {target: share - int(paid[rows].sum())}, pick, seed)
+    return paid
 
 
 class Experiment:
@@ -270,7 +304,7 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     if "c" in arms:
         first = pool.groupby("target_slice", sort=False).cumcount() < pool["target_slice"].map(plan["allocation"])
         record("c", *exp.fit(pool[first], seed))
-    checked = [arm for arm in ("d", "d/2", "d~", "e") if arm in arms]
+    checked = [arm for arm in ("d", "d/2", "d~", "d=", "e") if arm in arms]
     if not checked:
         return out
     start = time.perf_counter()
@@ -291,10 +325,15 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
         print(f"seed {seed}: verdicts with (b)'s model judging clarity:\n{counts_e.to_string()}", flush=True)
         out["plan"]["verdicts_e"] = {s: r.to_dict() for s, r in counts_e.iterrows()}
         arms_d.append(("e", exp.budget, pick, rejudged))
-    for arm, budget, order, scored in arms_d:
+    snr = judged["id"].map(pool.set_index("id")["augment_params"].map(drawn_snr))
+    for arm, budget, order, scored in [*arms_d, ("d=", exp.budget, pick, judged)]:
         if arm not in checked:
             continue
-        paid = within_budget(scored, exp.allocation(priorities, budget), order, seed)
+        allocation = exp.allocation(priorities, budget)
+        if arm == "d=":
+            paid = snr_matched(scored, snr, allocation, order, seed)
+        else:
+            paid = within_budget(scored, allocation, order, seed)
         model, info = exp.fit(pool[pool["id"].isin(scored.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})
     out["plan"]["verdicts"] = {s: r.to_dict() for s, r in counts.iterrows()}
@@ -363,6 +402,11 @@ def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int,
             beyond = " (beyond the interval)" if low > 0 or high < 0 else ""
             print(f"  {name}: {diff:+.3f} [{low:+.3f}, {high:+.3f}]{beyond}")
         out["d_minus_c_by_slice"] = by_slice
+    if {"d", "d="} <= set(arms):
+        matched = {name: paired(test, runs, "d", "d=", name, seed) for name in table.loc[table["arm"] == "d", "slice"]}
+        print("\n(d=) - (d) per slice, paired [95% interval]: " + "; ".join(
+            f"{name} {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for name, v in matched.items()))  # fmt: skip
+        out["snr_matched_minus_d_by_slice"] = matched
     if not {"d", "d/2"} <= set(arms):
         return out
     full = out["d_minus_c_by_slice"][weakest]
