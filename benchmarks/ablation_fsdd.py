@@ -325,12 +325,12 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
         print(f"seed {seed}: verdicts with (b)'s model judging clarity:\n{counts_e.to_string()}", flush=True)
         out["plan"]["verdicts_e"] = {s: r.to_dict() for s, r in counts_e.iterrows()}
         arms_d.append(("e", exp.budget, pick, rejudged))
-    snr = judged["id"].map(pool.set_index("id")["augment_params"].map(drawn_snr))
     for arm, budget, order, scored in [*arms_d, ("d=", exp.budget, pick, judged)]:
         if arm not in checked:
             continue
         allocation = exp.allocation(priorities, budget)
         if arm == "d=":
+            snr = scored["id"].map(pool.set_index("id")["augment_params"].map(drawn_snr))  # parsed for (d=) only
             paid = snr_matched(scored, snr, allocation, order, seed)
         else:
             paid = within_budget(scored, allocation, order, seed)

@@ -781,7 +781,7 @@ def cmd_review_ls_import(args: argparse.Namespace) -> None:
     """Store the annotations of a Label Studio JSON export as decisions (then `curate review export`)."""
     from curation.review.label_studio import read_annotations
     from curation.review.queue import ReviewQueue
-    from curation.review.store import ReviewStore
+    from curation.review.store import ReviewStore, applies
 
     _, cfg, lay = _context(args)
     queue = ReviewQueue.load(cfg, lay)
@@ -789,7 +789,7 @@ def cmd_review_ls_import(args: argparse.Namespace) -> None:
     store = ReviewStore(lay.review_store)
     for d in imported.decisions:
         store.decide(**d)
-    stale = sum(1 for d in imported.decisions if d["path"] and d["path"] != queue.paths.get(d["sample_id"]))
+    stale = sum(not applies(d["sample_id"], d["path"], queue.paths) for d in imported.decisions)
     print(f"{args.file}: {len(imported.decisions)} decisions stored in {lay.review_store}"
           + (f"; {stale} made on files no longer queued (stale: they will not count)" if stale else ""))  # fmt: skip
     for line in imported.skipped:

@@ -199,7 +199,8 @@ def _applicable(live: pd.DataFrame, queued: Mapping[str, str]) -> pd.DataFrame:
     return on_queued_files(_superseded_unrecorded(live), queued)
 
 
-def _applies(sample_id: str, path: str | None, queued: Mapping[str, str]) -> bool:
+def applies(sample_id: str, path: str | None, queued: Mapping[str, str]) -> bool:
+    """Whether a decision on `sample_id` that recorded `path` applies to the queue (see `on_queued_files`)."""
     return sample_id in queued and (not path or path == queued[sample_id])
 
 
@@ -219,5 +220,5 @@ def on_queued_files(decisions: pd.DataFrame, queued: Mapping[str, str]) -> pd.Da
     made again, with another seed or policy): the page offers the sample again and exports leave it out. A
     decision that records no file (made before decisions recorded it) applies to the queued one."""
     paths = decisions["path"].fillna("").astype(str) if "path" in decisions else pd.Series("", index=decisions.index)
-    keep = np.array([_applies(s, p, queued) for s, p in zip(decisions["sample_id"], paths, strict=True)], dtype=bool)
+    keep = np.array([applies(s, p, queued) for s, p in zip(decisions["sample_id"], paths, strict=True)], dtype=bool)
     return decisions[keep].reset_index(drop=True)
