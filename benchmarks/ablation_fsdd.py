@@ -1,7 +1,7 @@
 """Ablation on real speech: does targeting earn its place, and does the checklist? (issue 5)
 
 Usage (from the repository root): python -m benchmarks.ablation_fsdd [--seeds 3] [--first-seed 0]
-    [--arms a,b,c,d,d/2,d~,d=,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
+    [--arms a,b,c,d,d/2,d~,du,e] [--budget 2400] [--oversample N] [--dev-noise 0.25] [--min-share S]
     [--min-snr DB] [--work DIR] [--out FILE.json]
 Data, read where it lives (../shared/data): FSDD train indices 10-49 (2,400 clips) to train on, indices 5-9
 (300) as dev (the error analysis that picks the targets and shares the budget), indices 0-4 (300) as test,
@@ -26,17 +26,17 @@ Per seed (it seeds the network's initialisation and shuffling, and every candida
  (c) targeted: + `budget` candidates shared among the top dev slices by priority, each from its slice's policy,
      all kept;
  (d) targeted + checklist: `oversample` x `budget` candidates drawn the same way ((c)'s are among them), scored
-     by the current model; the accepted ones, in the example's `build.pick` order (`versions.within_budget`:
-     hardest first, or drawn from the seed), up to each slice's share of the budget (the review band is left
-     out: no labeler here). `oversample` (the example's `augment.oversample`) must leave
-     each slice enough accepted candidates to fill its share, or (d) adds fewer samples than (c): the run
-     prints and records each arm's `short_of_budget`;
+     by the current model; the accepted ones the example's build block pays for (`versions.within_budget`: in
+     `build.pick` order, hardest first or drawn from the seed, spread over the `build.stratify` strata of a
+     drawn parameter, e.g. SNR), up to each slice's share of the budget (the review band is left out: no
+     labeler here). `oversample` (the example's `augment.oversample`) must leave each slice enough accepted
+     candidates to fill its share, or (d) adds fewer samples than (c): the run prints and records each arm's
+     `short_of_budget`;
  (d/2): (d) with half the budget;
  (d~): (d)'s checklist verdicts with the other `build.pick` order (separates what the filter does from what
      the order of picking does);
- (d=): (d)'s accepted candidates picked so that each target keeps the SNR mix its policy drew (`snr_matched`):
-     the checklist rejects the lowest SNRs most, so (d) trains on easier mixes than (c); this arm tells that
-     shift apart from the rest of what the checklist does (a diagnosis, not a pick the pipeline offers);
+ (du): (d) without `build.stratify`, the accepted candidates paid in pick order alone: the checklist rejects
+     the lowest SNRs most, so (du) trains on easier mixes than (c); it measures what keeping the drawn mix adds;
  (e): (d) with a noise-aware judge of clarity: arm (b)'s model (clean clips + blind augmentation from the same
      transforms) gives p(y | candidate), which replaces p(y | source) x retention; realism and weakness stay the
      current model's. A probe of "a reference recognizer that is stronger or different" (runs (b) with it).
@@ -49,7 +49,6 @@ of the seed means.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -72,12 +71,11 @@ from curation.io import write_json
 from curation.metrics import evaluate_slices
 from curation.stats import ratio_ci
 from curation.train import predict_proba, train_model
-from curation.versions import PICKS, within_budget
+from curation.versions import PICKS, Stratify, within_budget
 
 FSDD, NOISE = SHARED / "fsdd", SHARED / "noise"
 TRAIN_INDICES, DEV_INDICES, TEST_INDICES = range(10, 50), range(5, 10), range(0, 5)
-ARMS = ("a", "b", "c", "d", "d/2", "d~", "d=", "e")
-SNR_BINS = 4  # (d=): bins of equal count of drawn SNRs per target
+ARMS = ("a", "b", "c", "d", "d/2", "d~", "du", "e")
 RANDOM = "random"
 # Issue 5's bar for arm (d): mean of the seeds at least this on the slice.
 BAR = {"condition=machine_0db": 0.85, "condition=machine_5db": 0.93, "condition=human_5db": 0.93,
@@ -136,35 +134,6 @@ def with_snr_floor(policies: Mapping[str, list[dict]], min_snr_db: float) -> dic
     return {target: [lowered(entry) for entry in spec] for target, spec in policies.items()}
 
 
-def drawn_snr(augment_params: str) -> float:
-    """The SNR a candidate's BackgroundNoise drew (its recorded parameters), NaN when it has none applied."""
-    for record in json.loads(augment_params):
-        if record["name"] == "BackgroundNoise" and record["params"].get("applied"):
-            return float(record["params"]["snr_db"])
-    return float("nan")
-
-
-def snr_matched(judged: pd.DataFrame, snr: pd.Series, allocation: Mapping[str, int], pick: str, seed: int,
-                bins: int = SNR_BINS) -> pd.Series:  # fmt: skip
-    """True for the accepted candidates arm (d=) keeps: per target, its candidates cut into `bins` bins of equal
-    count by drawn SNR (`snr`, aligned with `judged`), each bin paid up to an equal share of the target's
-    allocation in `pick` order (`versions.within_budget`), then what the bins lacked from the target's other
-    accepted candidates in that order. A target without drawn SNRs (telephone) is picked as (d) picks it."""
-    paid = pd.Series(False, index=judged.index)
-    for target, rows in judged.groupby("target_slice").groups.items():
-        part, share = judged.loc[rows], int(allocation.get(target, 0))
-        if snr.loc[rows].isna().all():
-            paid[rows] = within_budget(part, {target: share}, pick, seed)
-            continue
-        bin_of = pd.qcut(snr.loc[rows].rank(method="first"), bins, labels=False)
-        for b, quota in allocate_budget(dict.fromkeys(range(bins), 1.0), share).items():
-            in_bin = part[(bin_of == b).to_numpy()]
-            paid[in_bin.index] = within_budget(in_bin, {target: quota}, pick, seed)
-        rest = part[~paid[rows].to_numpy()]
-        paid[rest.index] |= within_budget(rest, {target: share - int(paid[rows].sum())}, pick, seed)
-    return paid
-
-
 class Experiment:
     """The data, the fixed evaluation sets and the recipe shared by every arm and seed."""
 
@@ -183,7 +152,9 @@ class Experiment:
         self.work, self.budget = work, budget
         self.oversample = int(self.block["augment"].get("oversample", 1)) if oversample is None else oversample
         self.min_share = float(self.block["augment"].get("min_share", 0.0)) if min_share is None else min_share
-        self.pick = (self.block.get("build") or {}).get("pick", "hardest")  # which accepted ones (d) keeps
+        build = self.block.get("build") or {}
+        self.pick = build.get("pick", "hardest")  # which accepted ones (d) keeps, and over which strata
+        self.stratify = Stratify.from_params(build.get("stratify"))
         self.labels = [str(x) for x in self.block["labels"]]
         self.media = self.block["media"]
         self.media_cfg = {"audio": self.media}
@@ -304,36 +275,31 @@ def run_seed(exp: Experiment, seed: int, arms: tuple[str, ...] = ARMS) -> dict[s
     if "c" in arms:
         first = pool.groupby("target_slice", sort=False).cumcount() < pool["target_slice"].map(plan["allocation"])
         record("c", *exp.fit(pool[first], seed))
-    checked = [arm for arm in ("d", "d/2", "d~", "d=", "e") if arm in arms]
+    checked = [arm for arm in ("d", "d/2", "d~", "du", "e") if arm in arms]
     if not checked:
         return out
     start = time.perf_counter()
-    judged = exp.judge(pool, current)
+    judged = exp.judge(pool, current).merge(pool[["id", "augment_params"]], on="id", validate="one_to_one")
     scoring_s = time.perf_counter() - start
     judged.to_parquet(exp.work / f"seed{seed}" / "judged.parquet", index=False)
     counts = judged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
     print(f"seed {seed}: targets {plan['allocation']}; {len(pool)} candidates scored in {scoring_s:.0f} s, "
           f"verdicts per slice:\n{counts.to_string()}", flush=True)  # fmt: skip
     priorities = {t["slice"]: t["priority"] for t in targets}
-    pick = exp.pick
+    pick, stratify = exp.pick, exp.stratify
     other = next(p for p in PICKS if p != pick)
-    arms_d = [("d", exp.budget, pick, judged), ("d/2", exp.budget // 2, pick, judged),
-              ("d~", exp.budget, other, judged)]  # fmt: skip
+    arms_d = [("d", exp.budget, pick, stratify, judged), ("d/2", exp.budget // 2, pick, stratify, judged),
+              ("d~", exp.budget, other, stratify, judged), ("du", exp.budget, pick, None, judged)]  # fmt: skip
     if "e" in checked:
         rejudged = exp.rejudge(judged, blind_model)
         counts_e = rejudged.groupby(["target_slice", "verdict"]).size().unstack(fill_value=0)
         print(f"seed {seed}: verdicts with (b)'s model judging clarity:\n{counts_e.to_string()}", flush=True)
         out["plan"]["verdicts_e"] = {s: r.to_dict() for s, r in counts_e.iterrows()}
-        arms_d.append(("e", exp.budget, pick, rejudged))
-    for arm, budget, order, scored in [*arms_d, ("d=", exp.budget, pick, judged)]:
+        arms_d.append(("e", exp.budget, pick, stratify, rejudged))
+    for arm, budget, order, strata, scored in arms_d:
         if arm not in checked:
             continue
-        allocation = exp.allocation(priorities, budget)
-        if arm == "d=":
-            snr = scored["id"].map(pool.set_index("id")["augment_params"].map(drawn_snr))  # parsed for (d=) only
-            paid = snr_matched(scored, snr, allocation, order, seed)
-        else:
-            paid = within_budget(scored, allocation, order, seed)
+        paid = within_budget(scored, exp.allocation(priorities, budget), order, seed, strata)
         model, info = exp.fit(pool[pool["id"].isin(scored.loc[paid, "id"])], seed)
         record(arm, model, info | {"short_of_budget": budget - int(paid.sum())})
     out["plan"]["verdicts"] = {s: r.to_dict() for s, r in counts.iterrows()}
@@ -402,11 +368,11 @@ def report(test: pd.DataFrame, runs: dict[int, dict[str, Any]], seed: int,
             beyond = " (beyond the interval)" if low > 0 or high < 0 else ""
             print(f"  {name}: {diff:+.3f} [{low:+.3f}, {high:+.3f}]{beyond}")
         out["d_minus_c_by_slice"] = by_slice
-    if {"d", "d="} <= set(arms):
-        matched = {name: paired(test, runs, "d", "d=", name, seed) for name in table.loc[table["arm"] == "d", "slice"]}
-        print("\n(d=) - (d) per slice, paired [95% interval]: " + "; ".join(
-            f"{name} {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for name, v in matched.items()))  # fmt: skip
-        out["snr_matched_minus_d_by_slice"] = matched
+    if {"d", "du"} <= set(arms):
+        kept_mix = {name: paired(test, runs, "du", "d", name, seed) for name in table.loc[table["arm"] == "d", "slice"]}
+        print("\n(d) - (du) per slice, paired [95% interval]: " + "; ".join(
+            f"{name} {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for name, v in kept_mix.items()))  # fmt: skip
+        out["d_minus_unstratified_by_slice"] = kept_mix
     if not {"d", "d/2"} <= set(arms):
         return out
     full = out["d_minus_c_by_slice"][weakest]

@@ -498,7 +498,7 @@ def cmd_filter(args: argparse.Namespace) -> None:
 
 def cmd_build(args: argparse.Namespace) -> None:
     """Build the next dataset version from the split, the accepted candidates and the review decisions."""
-    from curation.versions import build_version, read_decisions
+    from curation.versions import Stratify, build_version, read_decisions
 
     params, cfg, lay = _context(args)
     build = cfg.get("build") or {}
@@ -515,6 +515,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         allocation=read_json(lay.candidates_dir / "plan.json")["allocation"],
         pick=build.get("pick", "hardest"),
         seed=params["seed"],
+        stratify=Stratify.from_params(build.get("stratify")),
     )
     manifest.write(version, lay.train_set("v2"))
     write_json(lay.metrics / "card_v2.json", changes | {"parent": str(lay.split)})

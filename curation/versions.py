@@ -16,13 +16,16 @@ decision without a path must name a queued sample, or the build stops naming it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from augment.rng import derive_seed
+from curation.candidates import allocate_budget
 
 PICKS = ("hardest", "random")  # build.pick: which accepted candidates the budget pays for (within_budget)
 DECISIONS = ("accept", "relabel", "reject", "unsure")
@@ -203,11 +206,96 @@ def prior_guard(
     }
 
 
+@dataclass(frozen=True)
+class Stratify:
+    """`build.stratify`: pay each target's budget evenly across the range of one parameter its policy drew.
+
+    The checklist rejects some draws more than others (the lowest SNRs most: a clip drowned in noise loses its
+    label), so paying accepted candidates in pick order alone shifts what the version gains toward easy draws.
+    Stratified, a target's candidates (every verdict: the draws, not the survivors) are cut into `bins` bins of
+    equal count by the value of `param` in the record of the first applied `transform` (e.g. BackgroundNoise's
+    `snr_db`); each bin pays an equal share of the target's allocation, candidates whose transform did not
+    apply form one more stratum paid by their count, and what a stratum lacks is then filled from the target's
+    other accepted candidates. Each stratum pays in `build.pick` order. FSDD ablation: README.
+    """
+
+    transform: str
+    param: str
+    bins: int = 4
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any] | None) -> Stratify | None:
+        """The `build.stratify` entry checked (None: off); a ValueError names what is wrong."""
+        if spec is None:
+            return None
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"build.stratify must be a mapping with transform, param and bins, got {spec!r}")
+        unknown = sorted(set(spec) - {"transform", "param", "bins"})
+        missing = [k for k in ("transform", "param") if not isinstance(spec.get(k), str) or not spec[k]]
+        if unknown or missing:
+            raise ValueError(f"build.stratify: unknown key(s) {unknown}, missing or empty {missing}")
+        bins = spec.get("bins", 4)
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+            raise ValueError(f"build.stratify.bins must be a whole number >= 1, got {bins!r}")
+        return cls(spec["transform"], spec["param"], bins)
+
+    def values(self, judged: pd.DataFrame) -> pd.Series:
+        """Each candidate's drawn value (its `augment_params` record), NaN where the transform did not apply.
+
+        Raises ValueError naming the candidate when an applied record lacks the parameter or it is not a
+        number, and when no candidate records the transform at all (a misspelt name would otherwise stratify
+        nothing)."""
+        if "augment_params" not in judged.columns:
+            raise ValueError("build.stratify: judged candidates lack column augment_params")
+        named, out = False, []
+        for cid, text in zip(judged["id"], judged["augment_params"], strict=True):
+            if not isinstance(text, str):
+                raise ValueError(f"build.stratify: candidate {cid} has no recorded parameters")
+            records = [r for r in json.loads(text) if r["name"] == self.transform]
+            named = named or bool(records)
+            applied = next((r["params"] for r in records if r["params"].get("applied")), None)
+            if applied is None:
+                out.append(np.nan)
+                continue
+            value = applied.get(self.param)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"build.stratify: candidate {cid}: {self.transform}.{self.param} is {value!r}, "
+                                 "not a number")  # fmt: skip
+            out.append(float(value))
+        if len(judged) and not named:
+            raise ValueError(f"build.stratify: no candidate's recorded parameters name transform {self.transform!r}")
+        return pd.Series(out, index=judged.index, dtype=float)
+
+    def strata(self, values: pd.Series, ids: pd.Series) -> np.ndarray:
+        """Stratum per row: 0..bins-1 by rank of the value (ties by id), `bins` where there is none."""
+        out = np.full(len(values), self.bins, dtype=np.int64)
+        drawn = np.flatnonzero(values.notna().to_numpy())
+        order = drawn[np.lexsort((ids.to_numpy()[drawn], values.to_numpy()[drawn]))]
+        if len(order) > 1:
+            out[order] = pd.qcut(np.arange(1, len(order) + 1), self.bins, labels=False)
+        else:
+            out[order] = 0
+        return out
+
+    def quotas(self, strata: np.ndarray, share: int) -> dict[int, int]:
+        """A target's `share` split among its strata: equal per bin, the stratum without a value by its count."""
+        n_none = int((strata == self.bins).sum())
+        n_drawn = len(strata) - n_none
+        weights = dict.fromkeys(range(self.bins), 1.0) if n_drawn else {}
+        if n_none:
+            weights[self.bins] = n_none * self.bins / n_drawn if n_drawn else 1.0
+        return allocate_budget(weights, share)
+
+
 def within_budget(
-    judged: pd.DataFrame, allocation: Mapping[str, int], pick: str = "hardest", seed: int = 0
+    judged: pd.DataFrame,
+    allocation: Mapping[str, int],
+    pick: str = "hardest",
+    seed: int = 0,
+    stratify: Stratify | None = None,
 ) -> pd.Series:
     """True for the accepted candidates the budget pays for: per target slice, at most `allocation[slice]` of
-    its `accept` verdicts, in the order `pick` gives.
+    its `accept` verdicts, in the order `pick` gives, spread over the strata of `stratify` when given.
 
     With `augment.oversample` > 1 the checklist judges more candidates than the version may gain. `hardest`
     takes the highest `weakness` first (ties by id): the ones the current model finds hardest. `random` takes
@@ -220,6 +308,23 @@ def within_budget(
     missing = [c for c in ("id", "target_slice", "verdict", "weakness") if c not in judged.columns]
     if missing:
         raise ValueError(f"within_budget: judged candidates lack column(s) {', '.join(missing)}")
+    if stratify is None:
+        return _in_pick_order(judged, allocation, pick, seed)
+    values = stratify.values(judged)
+    paid = pd.Series(False, index=judged.index)
+    for target, rows in judged.groupby("target_slice", sort=False).groups.items():
+        part, share = judged.loc[rows], int(allocation.get(target, 0))
+        strata = stratify.strata(values.loc[rows], part["id"])
+        for stratum, quota in stratify.quotas(strata, share).items():
+            into = part[strata == stratum]
+            paid[into.index] = _in_pick_order(into, {target: quota}, pick, seed)
+        rest = part[~paid[rows].to_numpy()]
+        paid[rest.index] |= _in_pick_order(rest, {target: share - int(paid[rows].sum())}, pick, seed)
+    return paid
+
+
+def _in_pick_order(judged: pd.DataFrame, allocation: Mapping[str, int], pick: str, seed: int) -> pd.Series:
+    """`within_budget` without strata: per target, the first `allocation[target]` accepted in `pick` order."""
     accepted = judged[judged["verdict"] == "accept"]
     if pick == "hardest":
         accepted = accepted.sort_values(["weakness", "id"], ascending=[False, True])
@@ -230,6 +335,17 @@ def within_budget(
     limit = np.array([int(allocation.get(t, 0)) for t in accepted["target_slice"]], dtype=np.int64)
     paid = set(accepted.index[rank.to_numpy() < limit])
     return pd.Series(judged.index.isin(paid), index=judged.index)
+
+
+def _drawn_and_paid(judged: pd.DataFrame, stratify: Stratify, paid: pd.Series) -> dict[str, Any]:
+    """For the card: per target, the median drawn value over every candidate and over the ones paid for (a
+    checklist that shifts the mix shows as a gap that stratifying closes)."""
+    values = stratify.values(judged)
+    by_target = values.groupby(judged["target_slice"])
+    paid_by_target = values[paid].groupby(judged.loc[paid, "target_slice"])
+    return {"transform": stratify.transform, "param": stratify.param, "bins": stratify.bins,
+            "median_drawn": {t: float(v) for t, v in by_target.median().dropna().items()},
+            "median_paid": {t: float(v) for t, v in paid_by_target.median().dropna().items()}}  # fmt: skip
 
 
 def build_version(
@@ -243,11 +359,13 @@ def build_version(
     allocation: Mapping[str, int] | None = None,
     pick: str = "hardest",
     seed: int = 0,
+    stratify: Stratify | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The new version's manifest and what changed against the parent (for the version card).
 
     `allocation`: each target slice's share of the budget (the augment plan's); the checklist's accepted
-    candidates beyond it are left out, those kept chosen by `pick` with `seed` (`within_budget`). None: every
+    candidates beyond it are left out, those kept chosen by `pick` with `seed`, over the strata of `stratify`
+    when given (`within_budget`; the drawn values come from the candidates' `augment_params`). None: every
     accepted one joins.
     `label_issues`: the table of `label_issues.find_label_issues` on the parent's samples (optional); its
     flagged samples join the review queue and the decisions on them edit the parent (module docstring).
@@ -266,11 +384,16 @@ def build_version(
     decisions, stale = split_stale(_with_optional_columns(decisions), queued_paths)
     check_decisions(decisions, candidate_queue | flagged, labels)
     accepted = set(verdict_of[verdict_of == "accept"].index)
+    over_budget, stratified = 0, None
     if allocation is not None:
-        paid = set(verdicts.loc[within_budget(verdicts, allocation, pick, seed), "id"])
+        judged = verdicts
+        if stratify is not None:
+            judged = verdicts.assign(augment_params=verdicts["id"].map(candidates.set_index("id")["augment_params"]))
+        in_budget = within_budget(judged, allocation, pick, seed, stratify)
+        paid = set(verdicts.loc[in_budget, "id"])
         over_budget, accepted = len(accepted - paid), paid
-    else:
-        over_budget = 0
+        if stratify is not None:
+            stratified = _drawn_and_paid(judged, stratify, in_budget)
     decided_all = decisions.set_index("id")
     decided = decided_all[decided_all.index.isin(candidate_queue)]
     taken = decided[decided["decision"].isin(["accept", "relabel"])]
@@ -299,6 +422,7 @@ def build_version(
         "added_by_slice": added["target_slice"].value_counts().sort_index().to_dict(),
         "accepted_by_checklist": len(accepted),
         "accepted_over_budget": over_budget,
+        "stratified": stratified,
         "review": {
             "queued": len(candidate_queue),
             "decided": len(decided),

@@ -1,12 +1,9 @@
-"""The ablation benchmark's pure parts: the blind policy, the SNR floor of the stress test, the SNR-matched pick
-and the report for a subset of arms."""
+"""The ablation benchmark's pure parts: the blind policy, the SNR floor of the stress test and the report for a
+subset of arms (the stratified pick is the pipeline's: tests/test_versions_stratify.py)."""
 
-import json
-
-import numpy as np
 import pandas as pd
 
-from benchmarks.ablation_fsdd import drawn_snr, report, snr_matched, untargeted_policy, with_snr_floor
+from benchmarks.ablation_fsdd import report, untargeted_policy, with_snr_floor
 
 
 def test_blind_policy_widens_ranges_pools_groups_and_counts_a_doubled_transform_once_per_policy():
@@ -83,35 +80,10 @@ def test_report_gives_the_noise_aware_arm_against_targeting_on_the_weakest_slice
     assert "(e) - (c) = +0.500" in capsys.readouterr().out
 
 
-def test_drawn_snr_reads_the_applied_background_noise_record():
-    applied = [{"name": "BackgroundNoise", "params": {"applied": True, "snr_db": -2.5}}, {"name": "Gain", "params": {}}]
-    skipped = [{"name": "BackgroundNoise", "params": {"applied": False}}]
-    assert drawn_snr(json.dumps(applied)) == -2.5
-    assert np.isnan(drawn_snr(json.dumps(skipped))) and np.isnan(drawn_snr(json.dumps([{"name": "Telephone"}])))
-
-
-def test_snr_matched_pays_each_snr_bin_its_share_before_filling_from_the_rest():
-    """Eight machine candidates at SNRs 0..7 dB in four bins of two; the checklist accepted 1 and 4..7. Hardest
-    first, with weakness rising with SNR, (d) would take 7, 6, 5. Three bins get one sample each (largest
-    remainders, ties by bin): 1 from bin 0, none from bin 1 (nothing accepted), 5 from bin 2; the one bin 1
-    lacked comes from the rest, hardest first: 7. Telephone has no SNR and is picked as (d) picks it."""
-    snr = list(range(8))
-    judged = pd.DataFrame({
-        "id": [f"m{k}" for k in snr] + ["t0", "t1", "t2"],
-        "target_slice": ["machine"] * 8 + ["tel"] * 3,
-        "verdict": ["reject", "accept", "reject", "review", "accept", "accept", "accept", "accept", "accept",
-                    "accept", "reject"],
-        "weakness": [k / 10 for k in snr] + [0.1, 0.9, 0.5],
-    })  # fmt: skip
-    drawn = pd.Series([float(k) for k in snr] + [np.nan] * 3, index=judged.index)
-    paid = snr_matched(judged, drawn, {"machine": 3, "tel": 1}, "hardest", seed=0)
-    assert sorted(judged.loc[paid, "id"]) == ["m1", "m5", "m7", "t1"]
-
-
-def test_report_gives_the_snr_matched_arm_against_the_checklist_arm(capsys):
+def test_report_gives_the_checklist_arm_against_its_unstratified_pick(capsys):
     test, runs = _against_targeting("d")
     for run in runs.values():
-        run["d="] = {"correct": run["c"]["correct"]}  # (d=) as right as (c): 2 of 4 on machine 0 dB
-    out = report(test, runs, seed=0, arms=("a", "c", "d", "d="))
-    assert out["snr_matched_minus_d_by_slice"]["condition=machine_0db"][0] == -0.5
-    assert "(d=) - (d) per slice" in capsys.readouterr().out
+        run["du"] = {"correct": run["c"]["correct"]}  # (du) as right as (c): 2 of 4 on machine 0 dB
+    out = report(test, runs, seed=0, arms=("a", "c", "d", "du"))
+    assert out["d_minus_unstratified_by_slice"]["condition=machine_0db"][0] == 0.5
+    assert "(d) - (du) per slice" in capsys.readouterr().out

@@ -214,3 +214,7 @@ def test_real_fsdd_with_esc50_noise_runs_the_loop(fsdd_project):
         assert used and set(noise.loc[sorted(used), "pool"]) == {pool}, part
     compare = json.loads((fsdd_project / "metrics/fsdd/compare.json").read_text())
     assert {"condition=machine_0db", "condition=telephone", "speaker=george"} <= set(compare)
+    strata = json.loads((fsdd_project / "metrics/fsdd/card_v2.json").read_text())["stratified"]
+    assert (strata["transform"], strata["param"], strata["bins"]) == ("BackgroundNoise", "snr_db", 4)
+    assert strata["median_drawn"] and set(strata["median_paid"]) <= set(strata["median_drawn"])  # reduced: few pass
+    assert all(t.endswith("db") for t in strata["median_drawn"])  # noise targets only: telephone draws no SNR
