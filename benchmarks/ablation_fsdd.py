@@ -63,7 +63,8 @@ import yaml
 
 from benchmarks.common import ROOT, SHARED, example_block
 from curation.analysis import error_table, top_targets
-from curation.candidates import SINK_BATCH, allocate_budget, generate_candidates
+from curation.budget import allocate_budget
+from curation.candidates import SINK_BATCH, generate_candidates
 from curation.checklist import Checklist, build_reference, model_predictor, verdicts
 from curation.conditions import CLEAN, build_eval_set, hold_out_dev_noise, load_sample
 from curation.features import load_inputs

@@ -60,7 +60,8 @@ from audiomentations.core.utils import calculate_desired_noise_rms, calculate_rm
 
 from augment.rng import derive_seed, generator
 from benchmarks.common import ROOT, SHARED, example_block
-from curation.candidates import TRAIN_NOISE_POOL, allocate_budget, generate_candidates, pick_sources
+from curation.budget import allocate_budget
+from curation.candidates import TRAIN_NOISE_POOL, generate_candidates, pick_sources
 from curation.checklist import Checklist, Reference, build_reference, model_predictor, verdicts
 from curation.conditions import load_sample
 from curation.features import load_inputs

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from augment.rng import derive_seed
-from curation.candidates import allocate_budget
+from curation.budget import allocate_budget
 
 PICKS = ("hardest", "random")  # build.pick: which accepted candidates the budget pays for (within_budget)
 DECISIONS = ("accept", "relabel", "reject", "unsure")
@@ -223,6 +223,13 @@ class Stratify:
     param: str
     bins: int = 4
 
+    def __post_init__(self) -> None:
+        for name in ("transform", "param"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"build.stratify.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 1:
+            raise ValueError(f"build.stratify.bins must be a whole number >= 1, got {self.bins!r}")
+
     @classmethod
     def from_params(cls, spec: Mapping[str, Any] | None) -> Stratify | None:
         """The `build.stratify` entry checked (None: off); a ValueError names what is wrong."""
@@ -231,40 +238,47 @@ class Stratify:
         if not isinstance(spec, Mapping):
             raise ValueError(f"build.stratify must be a mapping with transform, param and bins, got {spec!r}")
         unknown = sorted(set(spec) - {"transform", "param", "bins"})
-        missing = [k for k in ("transform", "param") if not isinstance(spec.get(k), str) or not spec[k]]
-        if unknown or missing:
-            raise ValueError(f"build.stratify: unknown key(s) {unknown}, missing or empty {missing}")
-        bins = spec.get("bins", 4)
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValueError(f"build.stratify.bins must be a whole number >= 1, got {bins!r}")
-        return cls(spec["transform"], spec["param"], bins)
+        if unknown:
+            raise ValueError(f"build.stratify: unknown key(s) {unknown}; it takes transform, param and bins")
+        return cls(spec.get("transform"), spec.get("param"), spec.get("bins", 4))
 
     def values(self, judged: pd.DataFrame) -> pd.Series:
         """Each candidate's drawn value (its `augment_params` record), NaN where the transform did not apply.
 
-        Raises ValueError naming the candidate when an applied record lacks the parameter or it is not a
-        number, and when no candidate records the transform at all (a misspelt name would otherwise stratify
-        nothing)."""
+        Raises ValueError naming the candidate when its record is missing or malformed, or its value is not a
+        finite number, and naming the transform when no candidate records it at all (a misspelt name would
+        otherwise stratify nothing)."""
         if "augment_params" not in judged.columns:
             raise ValueError("build.stratify: judged candidates lack column augment_params")
         named, out = False, []
         for cid, text in zip(judged["id"], judged["augment_params"], strict=True):
-            if not isinstance(text, str):
-                raise ValueError(f"build.stratify: candidate {cid} has no recorded parameters")
-            records = [r for r in json.loads(text) if r["name"] == self.transform]
+            records = self._records(cid, text)
             named = named or bool(records)
-            applied = next((r["params"] for r in records if r["params"].get("applied")), None)
+            applied = next((params for params in records if params.get("applied")), None)
             if applied is None:
                 out.append(np.nan)
                 continue
             value = applied.get(self.param)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
                 raise ValueError(f"build.stratify: candidate {cid}: {self.transform}.{self.param} is {value!r}, "
-                                 "not a number")  # fmt: skip
+                                 "not a finite number")  # fmt: skip
             out.append(float(value))
         if len(judged) and not named:
             raise ValueError(f"build.stratify: no candidate's recorded parameters name transform {self.transform!r}")
         return pd.Series(out, index=judged.index, dtype=float)
+
+    def _records(self, cid: str, text: Any) -> list[Mapping[str, Any]]:
+        """The parameters of each of the candidate's records of `transform`, in order."""
+        if not isinstance(text, str):
+            raise ValueError(f"build.stratify: candidate {cid} has no recorded parameters (augment_params)")
+        try:
+            records = json.loads(text)
+            found = [r["params"] for r in records if r["name"] == self.transform]
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(f"build.stratify: candidate {cid}: malformed augment_params ({exc!r})") from None
+        if not all(isinstance(params, Mapping) for params in found):
+            raise ValueError(f"build.stratify: candidate {cid}: a {self.transform} record's params is not a mapping")
+        return found
 
     def strata(self, values: pd.Series, ids: pd.Series) -> np.ndarray:
         """Stratum per row: 0..bins-1 by rank of the value (ties by id), `bins` where there is none."""
@@ -308,19 +322,21 @@ def within_budget(
     missing = [c for c in ("id", "target_slice", "verdict", "weakness") if c not in judged.columns]
     if missing:
         raise ValueError(f"within_budget: judged candidates lack column(s) {', '.join(missing)}")
+    frame = judged.reset_index(drop=True)  # by position: the caller's index may repeat labels
     if stratify is None:
-        return _in_pick_order(judged, allocation, pick, seed)
-    values = stratify.values(judged)
-    paid = pd.Series(False, index=judged.index)
-    for target, rows in judged.groupby("target_slice", sort=False).groups.items():
-        part, share = judged.loc[rows], int(allocation.get(target, 0))
-        strata = stratify.strata(values.loc[rows], part["id"])
-        for stratum, quota in stratify.quotas(strata, share).items():
-            into = part[strata == stratum]
-            paid[into.index] = _in_pick_order(into, {target: quota}, pick, seed)
-        rest = part[~paid[rows].to_numpy()]
-        paid[rest.index] |= _in_pick_order(rest, {target: share - int(paid[rows].sum())}, pick, seed)
-    return paid
+        paid = _in_pick_order(frame, allocation, pick, seed)
+    else:
+        values = stratify.values(frame)
+        paid = pd.Series(False, index=frame.index)
+        for target, rows in frame.groupby("target_slice", sort=False).groups.items():
+            part, share = frame.loc[rows], int(allocation.get(target, 0))
+            strata = stratify.strata(values.loc[rows], part["id"])
+            for stratum, quota in stratify.quotas(strata, share).items():
+                into = part[strata == stratum]
+                paid[into.index] = _in_pick_order(into, {target: quota}, pick, seed)
+            rest = part[~paid[rows].to_numpy()]
+            paid[rest.index] |= _in_pick_order(rest, {target: share - int(paid[rows].sum())}, pick, seed)
+    return pd.Series(paid.to_numpy(), index=judged.index)
 
 
 def _in_pick_order(judged: pd.DataFrame, allocation: Mapping[str, int], pick: str, seed: int) -> pd.Series:
@@ -388,6 +404,11 @@ def build_version(
     if allocation is not None:
         judged = verdicts
         if stratify is not None:
+            if "augment_params" not in candidates.columns:
+                raise ValueError("build.stratify: the candidates table lacks column augment_params")
+            unknown = sorted(set(verdicts["id"]) - set(candidates["id"]))
+            if unknown:
+                raise ValueError(f"verdict(s) name candidate(s) not in the candidates table: {', '.join(unknown[:10])}")
             judged = verdicts.assign(augment_params=verdicts["id"].map(candidates.set_index("id")["augment_params"]))
         in_budget = within_budget(judged, allocation, pick, seed, stratify)
         paid = set(verdicts.loc[in_budget, "id"])

@@ -52,19 +52,21 @@ def test_from_params_refuses_a_list():
 
 
 def test_from_params_refuses_a_missing_param():
-    with pytest.raises(ValueError, match=r"missing or empty \['param'\]"):
+    with pytest.raises(ValueError, match=r"build\.stratify\.param must be a non-empty string, got None"):
         Stratify.from_params({"transform": "BackgroundNoise"})
 
 
 def test_from_params_refuses_an_unknown_key():
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['bin'\]"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['bin'\]; it takes transform, param and bins"):
         Stratify.from_params({"transform": "BackgroundNoise", "param": "snr_db", "bin": 4})
 
 
 @pytest.mark.parametrize("bins", [0, 2.5, True, "4"])
-def test_from_params_refuses_bins_that_are_not_a_positive_whole_number(bins):
+def test_bins_that_are_not_a_positive_whole_number_are_refused(bins):
     with pytest.raises(ValueError, match=r"build\.stratify\.bins must be a whole number >= 1"):
         Stratify.from_params({"transform": "BackgroundNoise", "param": "snr_db", "bins": bins})
+    with pytest.raises(ValueError, match=r"build\.stratify\.bins must be a whole number >= 1"):
+        Stratify("BackgroundNoise", "snr_db", bins)
 
 
 def test_values_read_the_first_applied_record_and_nan_where_it_did_not_apply():
@@ -79,13 +81,25 @@ def test_values_need_the_recorded_parameters():
 
 
 def test_values_name_a_candidate_without_a_record():
-    with pytest.raises(ValueError, match="candidate b has no recorded parameters"):
+    with pytest.raises(ValueError, match=r"candidate b has no recorded parameters \(augment_params\)"):
         SNR.values(pd.DataFrame({"id": ["a", "b"], "augment_params": [_noise(1.0), None]}))
 
 
 def test_values_name_a_candidate_whose_parameter_is_not_a_number():
     text = json.dumps([{"name": "BackgroundNoise", "params": {"applied": True, "snr_db": "loud"}}])
-    with pytest.raises(ValueError, match=r"candidate a: BackgroundNoise.snr_db is 'loud', not a number"):
+    with pytest.raises(ValueError, match=r"candidate a: BackgroundNoise.snr_db is 'loud', not a finite number"):
+        SNR.values(pd.DataFrame({"id": ["a"], "augment_params": [text]}))
+
+
+def test_values_name_a_candidate_whose_parameter_is_not_finite():
+    text = json.dumps([{"name": "BackgroundNoise", "params": {"applied": True, "snr_db": float("nan")}}])
+    with pytest.raises(ValueError, match=r"candidate a: BackgroundNoise.snr_db is nan, not a finite number"):
+        SNR.values(pd.DataFrame({"id": ["a"], "augment_params": [text]}))
+
+
+@pytest.mark.parametrize("text", ["[{", '{"name": "BackgroundNoise"}', '[{"params": {}}]', '["BackgroundNoise"]'])
+def test_values_name_a_candidate_whose_record_is_malformed(text):
+    with pytest.raises(ValueError, match="candidate a: malformed augment_params"):
         SNR.values(pd.DataFrame({"id": ["a"], "augment_params": [text]}))
 
 
@@ -142,12 +156,12 @@ def test_stratified_budget_pays_each_bin_its_share_before_filling_from_the_rest(
 
 
 def test_stratified_budget_pays_candidates_the_transform_skipped_by_their_count():
-    """Four drawn (one per bin) and four the transform skipped (one more stratum of weight 4 / (4 / 4) = 4):
-    a budget of 8 pays one per bin and four of the skipped. In one bin, the skipped weigh 4 / (4 / 1) = 1: a
-    budget of 4 pays two of each, hardest first."""
+    """Four drawn (one per bin) and four the transform skipped: one more stratum of weight 4 / (4 / 4) = 4. In
+    one bin, the skipped weigh 4 / (4 / 1) = 1: a budget of 4 pays two of each, hardest first."""
     judged = _judged([0.0, 1.0, 2.0, 3.0, None, None, None, None], ["accept"] * 8)
-    paid = within_budget(judged, {"machine": 8}, "hardest", stratify=SNR)
-    assert paid.all()
+    paid = within_budget(judged, {"machine": 6}, "hardest", stratify=SNR)
+    # weights 1, 1, 1, 1, 4 of 6: 0.75 per bin (the first three win the remainders) and 3 of the skipped
+    assert sorted(judged.loc[paid, "id"]) == ["machine0", "machine1", "machine2", "machine5", "machine6", "machine7"]
     paid = within_budget(judged, {"machine": 4}, "hardest", stratify=Stratify("BackgroundNoise", "snr_db", 1))
     assert sorted(judged.loc[paid, "id"]) == ["machine2", "machine3", "machine6", "machine7"]
 
@@ -156,19 +170,22 @@ def test_stratified_budget_pays_candidates_the_transform_skipped_by_their_count(
 @given(
     snrs=st.lists(st.one_of(st.none(), st.floats(-10, 20)), min_size=1, max_size=30),
     accept=st.lists(st.booleans(), min_size=31, max_size=31),
-    share=st.integers(0, 40),
+    shares=st.tuples(st.integers(0, 40), st.integers(0, 40)),
     order=st.randoms(use_true_random=False),
 )
-def test_stratified_budget_never_overpays_and_does_not_depend_on_row_order(snrs, accept, share, order):
+def test_stratified_budget_pays_each_target_its_share_and_does_not_depend_on_row_order(snrs, accept, shares, order):
     if all(s is None for s in snrs):
         snrs = [*snrs, 0.0]
-    judged = _judged(snrs, ["accept" if a else "reject" for a in accept[: len(snrs)]])
-    paid = within_budget(judged, {"machine": share}, "random", seed=3, stratify=SNR)
-    n_accepted = int((judged["verdict"] == "accept").sum())
-    assert int(paid.sum()) == min(share, n_accepted)
+    verdicts = ["accept" if a else "reject" for a in accept[: len(snrs)]]
+    judged = pd.concat([_judged(snrs, verdicts), _judged(snrs[::-1], verdicts[::-1], "human")], ignore_index=True)
+    allocation = dict(zip(("machine", "human"), shares, strict=True))
+    paid = within_budget(judged, allocation, "random", seed=3, stratify=SNR)
+    accepted = judged[judged["verdict"] == "accept"]["target_slice"].value_counts()
+    for target, share in allocation.items():
+        assert int(paid[judged["target_slice"] == target].sum()) == min(share, accepted.get(target, 0))
     assert (judged.loc[paid, "verdict"] == "accept").all()
     shuffled = judged.iloc[order.sample(range(len(judged)), len(judged))]
-    again = within_budget(shuffled, {"machine": share}, "random", seed=3, stratify=SNR)
+    again = within_budget(shuffled, allocation, "random", seed=3, stratify=SNR)
     assert sorted(shuffled.loc[again, "id"]) == sorted(judged.loc[paid, "id"])
 
 
@@ -204,3 +221,11 @@ def test_build_stratifies_by_the_candidates_records_and_shows_the_mix_on_the_car
     }
     _, plain = build_version(parent, cands, judged, decisions, ["0", "1"], allocation={"machine": 3})
     assert plain["stratified"] is None
+
+
+def test_stratified_budget_pays_nothing_to_a_target_without_an_allocation_and_keeps_the_callers_index():
+    judged = pd.concat([_judged([1.0, 2.0], ["accept"] * 2), _judged([3.0, 4.0], ["accept"] * 2, "human")])
+    judged.index = ["x", "x", "y", "z"]  # repeated labels: picks go by position
+    paid = within_budget(judged, {"machine": 1}, "hardest", stratify=SNR)
+    # machine's two values fall in bins 0 and 3; the one sample goes to bin 0 (remainder ties by bin)
+    assert paid.index.tolist() == ["x", "x", "y", "z"] and paid.tolist() == [True, False, False, False]
