@@ -307,9 +307,11 @@ def within_budget(
     pick: str = "hardest",
     seed: int = 0,
     stratify: Stratify | None = None,
+    values: pd.Series | None = None,
 ) -> pd.Series:
     """True for the accepted candidates the budget pays for: per target slice, at most `allocation[slice]` of
-    its `accept` verdicts, in the order `pick` gives, spread over the strata of `stratify` when given.
+    its `accept` verdicts, in the order `pick` gives, spread over the strata of `stratify` when given
+    (`values`: `stratify.values(judged)`, when the caller has them already).
 
     With `augment.oversample` > 1 the checklist judges more candidates than the version may gain. `hardest`
     takes the highest `weakness` first (ties by id): the ones the current model finds hardest. `random` takes
@@ -326,7 +328,7 @@ def within_budget(
     if stratify is None:
         paid = _in_pick_order(frame, allocation, pick, seed)
     else:
-        values = stratify.values(frame)
+        values = stratify.values(frame) if values is None else pd.Series(values.to_numpy(), index=frame.index)
         paid = pd.Series(False, index=frame.index)
         for target, rows in frame.groupby("target_slice", sort=False).groups.items():
             part, share = frame.loc[rows], int(allocation.get(target, 0))
@@ -353,10 +355,9 @@ def _in_pick_order(judged: pd.DataFrame, allocation: Mapping[str, int], pick: st
     return pd.Series(judged.index.isin(paid), index=judged.index)
 
 
-def _drawn_and_paid(judged: pd.DataFrame, stratify: Stratify, paid: pd.Series) -> dict[str, Any]:
-    """For the card: per target, the median drawn value over every candidate and over the ones paid for (a
-    checklist that shifts the mix shows as a gap that stratifying closes)."""
-    values = stratify.values(judged)
+def _drawn_and_paid(judged: pd.DataFrame, stratify: Stratify, values: pd.Series, paid: pd.Series) -> dict[str, Any]:
+    """For the card: per target, the median drawn value (`values`) over every candidate and over the ones paid
+    for (a checklist that shifts the mix shows as a gap that stratifying closes)."""
     by_target = values.groupby(judged["target_slice"])
     paid_by_target = values[paid].groupby(judged.loc[paid, "target_slice"])
     return {"transform": stratify.transform, "param": stratify.param, "bins": stratify.bins,
@@ -410,11 +411,12 @@ def build_version(
             if unknown:
                 raise ValueError(f"verdict(s) name candidate(s) not in the candidates table: {', '.join(unknown[:10])}")
             judged = verdicts.assign(augment_params=verdicts["id"].map(candidates.set_index("id")["augment_params"]))
-        in_budget = within_budget(judged, allocation, pick, seed, stratify)
+        values = None if stratify is None else stratify.values(judged)  # parsed once: the pick and the card
+        in_budget = within_budget(judged, allocation, pick, seed, stratify, values)
         paid = set(verdicts.loc[in_budget, "id"])
         over_budget, accepted = len(accepted - paid), paid
         if stratify is not None:
-            stratified = _drawn_and_paid(judged, stratify, in_budget)
+            stratified = _drawn_and_paid(judged, stratify, values, in_budget)
     decided_all = decisions.set_index("id")
     decided = decided_all[decided_all.index.isin(candidate_queue)]
     taken = decided[decided["decision"].isin(["accept", "relabel"])]
