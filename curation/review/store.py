@@ -10,6 +10,7 @@ one again (a retry after a lost answer) returns the stored row instead of adding
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -67,6 +68,21 @@ class Decision:
         return asdict(self)
 
 
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Switch the file to write-ahead logging. SQLite does not wait on the busy handler while another connection
+    switches the journal mode, so servers opening one store at once could fail with 'database is locked' (about
+    1 in 200 with 8 at once): retry for up to BUSY_TIMEOUT_MS, as every other statement waits."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -81,7 +97,7 @@ class ReviewStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
+            _use_wal(con)
             con.executescript(SCHEMA)
         with self._write() as con:  # one transaction: servers opening an older store at once add the column once
             columns = {row["name"] for row in con.execute("PRAGMA table_info(decisions)")}
