@@ -13,7 +13,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augment.audio import CLIPPING_STEP, Gain, Telephone
+from augment.audio import (
+    AUDIBLE_BLOCK,
+    AUDIBLE_DB,
+    CLIPPING_STEP,
+    BackgroundNoise,
+    Gain,
+    Telephone,
+    _every_window_audible,
+)
 from augment.noise import NoiseClip, NoisePool
 from augment.pipeline import build_pipeline
 
@@ -374,3 +382,49 @@ def test_background_noise_skips_silent_stretches_of_a_sparse_recording():
     for seed in range(20):
         out, _ = pipeline(speech, seed)
         assert not np.array_equal(out, speech), seed
+
+
+def _scanned_offset(clip: NoiseClip, n: int, seed: int) -> int:
+    """The audible offset as a scan of every window draws it: the definition the shortcut must keep."""
+    size = clip.samples.size
+    energy = clip.cumulative_energy(size + n)
+    window = energy[n : n + size] - energy[:size]
+    offsets = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
+    return int(offsets[int(np.random.default_rng(seed).integers(offsets.size))])
+
+
+def _drawn_offset(clip: NoiseClip, n: int, seed: int) -> int:
+    transform = BackgroundNoise(NoisePool([clip]), [clip.group], 0, 0)
+    return transform._audible_offset(np.random.default_rng(seed), clip, n)
+
+
+def test_steady_noise_skips_the_offset_scan_and_a_sparse_recording_does_not():
+    steady = NoiseClip("rain", "weather", np.random.default_rng(0).normal(0, 0.1, 4000).astype(np.float32), SR)
+    knock = np.zeros(4000, dtype=np.float32)
+    knock[1000:1100] = 0.5
+    sparse = NoiseClip("door", "human", knock, SR)
+    n = 1000
+    assert _every_window_audible(steady.cumulative_energy(4000 + n + 2 * AUDIBLE_BLOCK), 4000, n)
+    assert not _every_window_audible(sparse.cumulative_energy(4000 + n + 2 * AUDIBLE_BLOCK), 4000, n)
+    assert not _every_window_audible(steady.cumulative_energy(4000 + 300 + 2 * AUDIBLE_BLOCK), 4000, 300)  # < 2 blocks
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    levels=st.lists(st.sampled_from([0.0, 1e-3, 0.05, 0.3, 1.0]), min_size=1, max_size=12).filter(any),
+    stretch=st.integers(50, 700),
+    n=st.integers(1, 6000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_audible_offset_draws_what_a_scan_of_every_window_draws(levels, stretch, n, seed):
+    """Noise whose level changes stretch by stretch (steady, sparse, or between), any clip length: the block
+    bound only ever skips a scan that would have listed every offset, so the draw is the same."""
+    envelope = np.repeat(np.array(levels, np.float32), stretch)
+    samples = envelope * np.random.default_rng(seed).uniform(-1, 1, envelope.size).astype(np.float32)
+    clip = NoiseClip("x", "weather", samples, SR)
+    size = clip.samples.size
+    energy = clip.cumulative_energy(size + n + 2 * AUDIBLE_BLOCK)
+    if _every_window_audible(energy, size, n):
+        window = energy[n : n + size] - energy[:size]
+        assert (window >= window.max() * 10 ** (AUDIBLE_DB / 10)).all()
+    assert _drawn_offset(clip, n, seed) == _scanned_offset(clip, n, seed)
