@@ -432,16 +432,21 @@ class Checklist:
         self.predict, self.modality, self.media_cfg = predict, modality, media_cfg
         self._train = (real["split"] == "train").to_numpy()
         self._targets: dict[str, _TargetReference] = {}
+        self._prepared: dict[bytes, _TargetReference] = {}  # by reference rows: targets with the same rows share
 
     def _target(self, target: str) -> _TargetReference:
-        """The target slice's prepared reference (built on first use)."""
+        """The target slice's prepared reference, built on first use; targets whose reference rows are the same
+        (no real examples of their own beyond the training data) share one, fitted once."""
         if target not in self._targets:
             paths = self.real.loc[self._train | slice_mask(self.real, target).to_numpy(), "path"]
             rows = self.reference.rows(paths.tolist())
             if len(rows) == 0:
                 raise ValueError(f"realism for {target!r} needs real reference samples; the reference set is empty")
-            stats = np.sort(self.reference.stats[rows], axis=0)
-            self._targets[target] = _TargetReference(stats, EmbeddingReference(self.reference.features[rows]))
+            key = rows.tobytes()
+            if key not in self._prepared:
+                stats = np.sort(self.reference.stats[rows], axis=0)
+                self._prepared[key] = _TargetReference(stats, EmbeddingReference(self.reference.features[rows]))
+            self._targets[target] = self._prepared[key]
         return self._targets[target]
 
     def score(

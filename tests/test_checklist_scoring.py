@@ -186,6 +186,19 @@ def test_a_target_without_real_samples_is_refused(tmp_path):
         checklist.score(cands, *_arrays(cands, tmp_path))
 
 
+def test_targets_with_the_same_real_rows_share_one_fitted_reference_and_others_get_their_own(tmp_path):
+    cands, real = _images(tmp_path)
+    model = CornerModel()
+    reference = build_reference(real["path"].tolist(), model, lambda p: load_sample(p, "image", IMAGE), "image", IMAGE)
+    real = real.assign(condition="clean")
+    real.loc[5, ["split", "condition"]] = ["dev", "blur"]  # blur's one real example; not training data
+    checklist = Checklist(reference, real, {"r10": real["path"][10]}, ["a", "b"], model, "image", IMAGE)
+    assert checklist._target("condition=dark") is checklist._target("condition=noisy")  # 19 training rows each
+    both = pd.concat([cands, cands.assign(target_slice="condition=blur")], ignore_index=True)
+    far = checklist.score(both, *_arrays(both, tmp_path)).set_index(["target_slice", "id"])["embedding_realism"]
+    assert far["condition=dark", "far"] == 1 / 20 and far["condition=blur", "far"] == 1 / 21  # + blur's example
+
+
 def test_reference_round_trips_through_its_file(tmp_path):
     _, checklist, _, _ = _checklist(tmp_path)
     ref = checklist.reference
