@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from curation.io import write_bytes
 
 __all__ = ["TRAIN_NOISE_POOL", "generate_candidates", "pick_sources"]
 
+FILES = "files"  # the folder of candidate files under the output folder
 SINK_BATCH = 256  # candidates handed to `on_batch` at a time (bounded memory: the arrays of one batch)
 # a candidate's row, its source and output arrays (when kept for scoring), and whether the output equals the source
 Made = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, bool]
@@ -54,12 +57,15 @@ class _Maker:
     path_root: Path
     keep_arrays: bool
 
-    def _relative(self, digest: str) -> Path:
-        return Path("files") / f"{digest[:16]}{SUFFIX[self.modality]}"
+    @cached_property
+    def _folders(self) -> tuple[str, str]:
+        """The files folder as written to and as recorded, made once: a path per candidate costs more than a
+        noise mix."""
+        return str(self.out_dir / FILES), str(self.path_root / FILES)
 
-    def file_of(self, digest: str) -> Path:
-        """Where the candidate whose bytes have this SHA-256 is written: files are named by content."""
-        return self.out_dir / self._relative(digest)
+    def _name(self, digest: str) -> str:
+        """The file name of the candidate whose bytes have this SHA-256: files are named by content."""
+        return f"{digest[:16]}{SUFFIX[self.modality]}"
 
     def __call__(self, task: tuple[str, int, int, dict[str, Any]]) -> Made:
         """One candidate from (target, k, seed, source row): augment, write, and record what made it; the source
@@ -74,11 +80,12 @@ class _Maker:
         data = encode_sample(y, self.modality, self.media_cfg)
         digest = hashlib.sha256(data).hexdigest()
         unchanged = x.shape == y.shape and bool(np.array_equal(x, y))
+        written, recorded = self._folders
         if not unchanged:
-            write_bytes(self.file_of(digest), data)
+            write_bytes(os.path.join(written, self._name(digest)), data)
         row = src | {
             "id": f"aug/{target}/{k:05d}",
-            "path": str(self.path_root / self._relative(digest)),
+            "path": os.path.join(recorded, self._name(digest)),
             "split": "train",
             "sha256": digest,
             "source_id": src["id"],

@@ -114,9 +114,12 @@ def _audio_stats(clips: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
     w_first = np.concatenate([[0], np.cumsum(windows)[:-1]])
     w_clip = np.repeat(np.arange(len(clips)), windows)
     w_rows = starts[w_clip] // hop + np.arange(windows.sum()) - w_first[w_clip]
-    frames = np.lib.stride_tricks.sliding_window_view(a, n_fft)[::hop][w_rows] * np.hanning(n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(a, n_fft)[::hop][w_rows]  # a gathered copy
+    frames *= np.hanning(n_fft)  # in place, as every temporary below: they are megabytes per chunk
     spectrum = np.fft.rfft(frames, axis=1)
-    power = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, w_first, axis=0) / windows[:, None] + 1e-12
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    power = np.add.reduceat(power, w_first, axis=0) / windows[:, None] + 1e-12
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
     return np.column_stack([
         10 * np.log10(np.add.reduceat(square, starts) / lengths + 1e-12),  # the zero room adds nothing
