@@ -62,6 +62,7 @@ EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the wid
 DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
 REFERENCE_BATCH = 256  # real files decoded and run through the model at a time when building a Reference
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
+SOURCE_CACHE_BYTES = 256 * 2**20  # sources' retention representations kept across batches (`Checklist`)
 STATS_CHUNK = 32  # clips per vectorised statistics pass: its temporaries stay small (twice as fast as 256 at once)
 
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -274,27 +275,27 @@ def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
     return c, float(np.sqrt(c @ c))
 
 
-def _retentions(
-    arrays: Sequence[np.ndarray], pairs: np.ndarray, modality: str, media_cfg: dict[str, Any]
-) -> np.ndarray:
-    """`retention` of each (source, candidate) row of `pairs` (positions in `arrays`): the Pearson correlation
-    (centred dot product over the product of norms), floored at 0; each source is centred once however many
-    candidates it has, and one candidate at a time (bounded memory)."""
-    mels = _log_mels(arrays, np.unique(pairs).tolist(), media_cfg) if modality == "audio" else {}
-    out = np.empty(len(pairs))
-    for src, rows in pd.Series(np.arange(len(pairs))).groupby(pairs[:, 0]).indices.items():
-        a, na = _centred(mels[src] if mels else arrays[src])
-        for k in rows:
-            b, nb = _centred(mels[pairs[k, 1]] if mels else arrays[pairs[k, 1]])
-            if a.shape != b.shape:
-                raise ValueError(f"retention compares equally shaped samples, got {a.shape} and {b.shape}")
-            out[k] = 0.0 if na == 0 or nb == 0 else max(float(a @ b) / (na * nb), 0.0)
-    return out
+def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> list[np.ndarray]:
+    """What retention correlates, per array: its log-mel (flattened) for audio, its pixels for images."""
+    if modality == "audio":
+        mels = _log_mels(arrays, range(len(arrays)), media_cfg)
+        return [mels[i] for i in range(len(arrays))]
+    return list(arrays)
+
+
+def _correlation(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float]) -> float:
+    """The Pearson correlation of two `_centred` representations (dot product over the product of norms),
+    floored at 0; 0 when either is constant."""
+    (ca, na), (cb, nb) = a, b
+    if ca.shape != cb.shape:
+        raise ValueError(f"retention compares equally shaped samples, got {ca.shape} and {cb.shape}")
+    return 0.0 if na == 0 or nb == 0 else max(float(ca @ cb) / (na * nb), 0.0)
 
 
 def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> float:
     """Correlation in [0, 1] of source and candidate after standardisation (pixels, or log-mel for audio)."""
-    return float(_retentions([source, candidate], np.array([[0, 1]]), modality, media_cfg)[0])
+    a, b = _representations([source, candidate], modality, media_cfg)
+    return _correlation(_centred(a), _centred(b))
 
 
 def judge(r: Any, thresholds: dict[str, float]) -> tuple[str, str]:
@@ -436,6 +437,8 @@ class Checklist:
         self._train = (real["split"] == "train").to_numpy()
         self._targets: dict[str, _TargetReference] = {}
         self._prepared: dict[bytes, _TargetReference] = {}  # by reference rows: targets with the same rows share
+        self._sources: dict[str, tuple[np.ndarray, float]] = {}  # kept `_centred` representations, by source id
+        self._sources_bytes = 0
 
     def _target(self, target: str) -> _TargetReference:
         """The target slice's prepared reference, built on first use; targets whose reference rows are the same
@@ -451,6 +454,27 @@ class Checklist:
                 self._prepared[key] = _TargetReference(stats, EmbeddingReference(self.reference.features[rows]))
             self._targets[target] = self._prepared[key]
         return self._targets[target]
+
+    def _retentions(
+        self, source_ids: Sequence[str], sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """Each candidate's `retention` of its source. A source's representation is made once and kept for its
+        later candidates, in this batch and the next (a source has several), while the kept ones take less than
+        SOURCE_CACHE_BYTES; a source id's array is taken to be its file's, the same in every batch. Candidates'
+        representations are made in one pass and centred one at a time (bounded memory)."""
+        n = len(outputs)
+        first: dict[str, int] = {}
+        for k, s in enumerate(source_ids):
+            first.setdefault(s, k)
+        new = [s for s in first if s not in self._sources]
+        reps = _representations([*outputs, *(sources[first[s]] for s in new)], self.modality, self.media_cfg)
+        fresh = {s: _centred(reps[n + j]) for j, s in enumerate(new)}
+        for s, term in fresh.items():
+            if self._sources_bytes + term[0].nbytes <= SOURCE_CACHE_BYTES:
+                self._sources[s] = term
+                self._sources_bytes += term[0].nbytes
+        return np.array([_correlation(fresh[s] if s in fresh else self._sources[s], _centred(reps[k]))
+                         for k, s in enumerate(source_ids)])  # fmt: skip
 
     def score(
         self, candidates: pd.DataFrame, sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
@@ -478,8 +502,7 @@ class Checklist:
         p_candidate = probs[np.arange(n), label_index]
         src_rows = self.reference.rows([self.source_paths[s] for s in candidates["source_id"]])
         p_source = self.reference.probs[src_rows, label_index]
-        kept = _retentions([*sources, *outputs], np.column_stack([np.arange(n), n + np.arange(n)]),
-                           self.modality, self.media_cfg)  # fmt: skip
+        kept = self._retentions(candidates["source_id"].tolist(), sources, outputs)
         scores = pd.DataFrame(
             {
                 "id": candidates["id"].to_numpy(),

@@ -10,13 +10,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation import checklist as checklist_module
 from curation.checklist import (
     IMAGE_STATS,
     SCORE_COLUMNS,
     Checklist,
     Reference,
     _log_mels,
-    _retentions,
     build_reference,
     embedding_realism,
     model_predictor,
@@ -255,20 +255,44 @@ def test_log_mel_of_a_clip_shorter_than_half_the_fft_is_refused():
         _log_mels([np.zeros(128, np.float32)], [0], AUDIO)
 
 
-@pytest.mark.parametrize("modality", ["image", "audio"])
-def test_retentions_of_many_pairs_equal_the_retention_of_each_pair(tmp_path, modality):
-    paths, media = _model_inputs_on_disk(tmp_path, modality)
-    source = load_sample(paths[2], modality, media)
+def _noisy(source: np.ndarray, modality: str, levels: tuple[float, ...]) -> list[np.ndarray]:
+    """Copies of a source with more and more noise."""
     rng = np.random.default_rng(3)
     low, high = (0, 255) if modality == "image" else (-1, 1)
-    noisy = [
-        np.clip(source + rng.normal(0, s * high, source.shape), low, high).astype(source.dtype)
-        for s in (0.01, 0.1, 0.4)
-    ]
-    pairs = np.array([[0, 1], [0, 2], [0, 3]])
-    many = _retentions([source, *noisy], pairs, modality, media)
-    assert many.tolist() == [retention(source, c, modality, media) for c in noisy]
-    assert 1 > many[0] > many[1] > many[2] > 0
+    return [np.clip(source + rng.normal(0, s * high, source.shape), low, high).astype(source.dtype) for s in levels]
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+@pytest.mark.parametrize(("cap", "represented"), [(2**20, [3 + 2, 2]), (0, [3 + 2, 2 + 2])])
+def test_checklist_retention_equals_retention_of_each_pair_and_represents_each_source_once(
+    tmp_path, modality, cap, represented, monkeypatch
+):
+    """Each source is represented once (the first batch: 3 outputs and 2 sources; the next: its 2 outputs), or
+    again in every batch when the cache has no room."""
+    monkeypatch.setattr(checklist_module, "SOURCE_CACHE_BYTES", cap)
+    paths, media = _model_inputs_on_disk(tmp_path, modality)
+    arrays = [load_sample(p, modality, media) for p in paths]
+    flat = lambda xs: (np.tile([0.5, 0.5], (len(xs), 1)), np.zeros((len(xs), 1)))  # noqa: E731
+    reference = build_reference(paths, flat, lambda p: load_sample(p, modality, media), modality, media)
+    real = pd.DataFrame({"id": ["s0", "s1", "s2"], "path": paths, "label": "a", "split": "train"})
+    checklist = Checklist(reference, real, dict(zip(real["id"], paths, strict=True)), ["a", "b"], flat, modality, media)
+    made = []
+    represent = checklist_module._representations
+    monkeypatch.setattr(checklist_module, "_representations",
+                        lambda xs, *args: made.append(len(xs)) or represent(xs, *args))  # fmt: skip
+    two, zero = _noisy(arrays[2], modality, (0.01, 0.1, 0.4)), _noisy(arrays[0], modality, (0.1,))
+    batches = [(["s2", "s2", "s0"], [two[0], two[1], zero[0]]), (["s2", "s0"], [two[2], zero[0]])]
+    kept = []
+    for ids, outputs in batches:
+        rows = pd.DataFrame({"id": [f"c{len(kept) + k}" for k in range(len(ids))], "target_slice": "condition=x",
+                             "label": "a", "source_id": ids, "path": "unused"})  # fmt: skip
+        kept += checklist.score(rows, [arrays[int(i[1])] for i in ids], outputs)["retention"].tolist()
+    assert made == represented
+    expected = [retention(arrays[2], two[0], modality, media), retention(arrays[2], two[1], modality, media),
+                retention(arrays[0], zero[0], modality, media), retention(arrays[2], two[2], modality, media),
+                retention(arrays[0], zero[0], modality, media)]  # fmt: skip
+    np.testing.assert_allclose(kept, expected, rtol=1e-6)  # log-mels in one call: float rounding only
+    assert 1 > expected[0] > expected[1] > expected[3] > 0
 
 
 @settings(max_examples=25, deadline=None)
