@@ -109,6 +109,16 @@ def test_oversample_must_be_a_positive_integer(tmp_path):
             generate_candidates(*args, oversample=bad)
 
 
+def test_a_repeated_training_id_is_named(tmp_path):
+    from curation.candidates import generate_candidates
+
+    split = _tiny_split(tmp_path)
+    split = pd.concat([split, split.iloc[[1]]], ignore_index=True)
+    args = (split, pd.DataFrame(), [], {}, 3, "image", {"channels": 1}, 11, tmp_path / "a")
+    with pytest.raises(ValueError, match=f"ids must be unique to be sources; {split['id'][1]!r} is repeated"):
+        generate_candidates(*args)
+
+
 def _tiny_audio(tmp_path):
     import numpy as np
 
