@@ -186,9 +186,10 @@ class BackgroundNoise(AudioTransform):
         if clip is None:
             raise ValueError(f"{self.name}: noise clip {params['clip_id']!r} is not in groups {self.groups}")
         noise = F.fit_length(clip.samples, x.size, params["offset"])
-        if F.rms(noise) == 0:
-            raise ValueError(f"{self.name}: noise clip {clip.id!r} is silent from offset {params['offset']}")
-        return F.mix_at_snr(x, noise, params["snr_db"])
+        try:
+            return F.mix_at_snr(x, noise, params["snr_db"])
+        except ValueError as exc:  # e.g. a replayed offset where the clip is silent
+            raise ValueError(f"{self.name}: noise clip {clip.id!r} from offset {params['offset']}: {exc}") from None
 
     def _args(self) -> dict[str, Any]:
         return {"groups": list(self.groups), "min_snr_db": self.min_snr_db, "max_snr_db": self.max_snr_db}

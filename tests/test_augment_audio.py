@@ -428,3 +428,12 @@ def test_audible_offset_draws_what_a_scan_of_every_window_draws(levels, stretch,
         window = energy[n : n + size] - energy[:size]
         assert (window >= window.max() * 10 ** (AUDIBLE_DB / 10)).all()
     assert _drawn_offset(clip, n, seed) == _scanned_offset(clip, n, seed)
+
+
+def test_replaying_an_offset_where_the_noise_is_silent_names_the_clip_and_offset():
+    knock = np.zeros(4000, dtype=np.float32)
+    knock[3000:3100] = 0.5
+    transform = BackgroundNoise(NoisePool([NoiseClip("door", "human", knock, SR)]), ["human"], 0, 0)
+    params = {"applied": True, "clip_id": "door", "offset": 10, "snr_db": 0.0}
+    with pytest.raises(ValueError, match="BackgroundNoise: noise clip 'door' from offset 10: noise is silent"):
+        transform.apply(speechlike(n=1000), SR, params)
