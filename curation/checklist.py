@@ -62,6 +62,7 @@ EMBED_STD_FLOOR = 0.01  # features are divided by at least this share of the wid
 DISTANCE_CHUNK = 1024  # query rows per distance block (bounded memory)
 REFERENCE_BATCH = 256  # real files decoded and run through the model at a time when building a Reference
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
+REFERENCE_MEL_BYTES = 256 * 2**20  # the real samples' retention log-mels a `Reference` keeps, at most
 SOURCE_CACHE_BYTES = 256 * 2**20  # sources' retention representations kept across batches (`Checklist`)
 STATS_CHUNK = 32  # clips per vectorised statistics pass: its temporaries stay small (twice as fast as 256 at once)
 
@@ -268,6 +269,11 @@ def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dic
     return out
 
 
+def _mel_settings(media_cfg: dict[str, Any]) -> tuple[int, ...]:
+    """What a retention log-mel depends on: (sample_rate, n_fft, hop, n_mels)."""
+    return tuple(int(media_cfg[k]) for k in ("sample_rate", "n_fft", "hop", "n_mels"))
+
+
 def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
     """x (flattened, float64) minus its mean, and its norm."""
     c = x.astype(np.float64).ravel()  # a copy: centred in place
@@ -348,6 +354,17 @@ class Reference:
     features: np.ndarray  # (N, D) penultimate features
     probs: np.ndarray  # (N, C) class probabilities
     stat_names: tuple[str, ...]
+    # audio: every row's retention log-mel (flattened, float32) end to end, `mel_starts` (N + 1,) where each lies,
+    # and the settings (sample_rate, n_fft, hop, n_mels) they were made with; None when not kept
+    mels: np.ndarray | None = None
+    mel_starts: np.ndarray | None = None
+    mel_settings: tuple[int, ...] | None = None
+
+    def mel(self, row: int, media_cfg: dict[str, Any]) -> np.ndarray | None:
+        """Row's retention log-mel, if kept and made with these media settings (else None: compute it)."""
+        if self.mels is None or self.mel_starts is None or self.mel_settings != _mel_settings(media_cfg):
+            return None
+        return self.mels[self.mel_starts[row] : self.mel_starts[row + 1]]
 
     @cached_property
     def _position(self) -> dict[str, int]:
@@ -365,15 +382,20 @@ class Reference:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the reference atomically as .npz (plain arrays: loads without pickle)."""
+        mels = {} if self.mels is None else {"mels": self.mels, "mel_starts": self.mel_starts,
+                                             "mel_settings": np.array(self.mel_settings)}  # fmt: skip
         with atomic_path(path) as tmp, tmp.open("wb") as f:
             np.savez(f, paths=self.paths.astype(str), stats=self.stats, features=self.features, probs=self.probs,
-                     stat_names=np.array(self.stat_names, dtype=str))  # fmt: skip
+                     stat_names=np.array(self.stat_names, dtype=str), **mels)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Reference:
-        """A reference written by `save`."""
+        """A reference written by `save` (one written without log-mels loads without them)."""
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["paths"], z["stats"], z["features"], z["probs"], tuple(z["stat_names"].tolist()))
+            kept = "mels" in z.files
+            return cls(z["paths"], z["stats"], z["features"], z["probs"], tuple(z["stat_names"].tolist()),
+                       z["mels"] if kept else None, z["mel_starts"] if kept else None,
+                       tuple(z["mel_settings"].tolist()) if kept else None)  # fmt: skip
 
 
 def build_reference(
@@ -385,20 +407,32 @@ def build_reference(
     batch: int = REFERENCE_BATCH,
 ) -> Reference:
     """The `Reference` of the real files `paths` (each distinct file once, in first-seen order): decoded,
-    measured and run through the model `batch` files at a time (bounded memory), with a progress bar."""
+    measured and run through the model `batch` files at a time (bounded memory), with a progress bar.
+
+    For audio it also keeps each file's retention log-mel while they take at most REFERENCE_MEL_BYTES (beyond,
+    none): the sources of candidates are real files, so scoring then computes no source's log-mel. They depend
+    on the files alone, but are made here because the reference is made once and read by every augment run."""
     unique = list(dict.fromkeys(paths))
+    if not unique:
+        raise ValueError("the checklist reference needs real samples; none were given")
     stats, features, probs = [], [], []
+    mels: list[np.ndarray] | None = [] if modality == "audio" else None
     for start in tqdm(range(0, len(unique), batch), desc="checklist reference", unit="batch", leave=False):
         arrays = [load(p) for p in unique[start : start + batch]]
         stats.append(stats_table(arrays, modality, media_cfg.get("sample_rate")).to_numpy())
         p, f = predict(arrays)
         probs.append(p)
         features.append(f)
+        if mels is not None:
+            mels += _representations(arrays, modality, media_cfg)
+            if sum(m.nbytes for m in mels) > REFERENCE_MEL_BYTES:
+                mels = None
     names = IMAGE_STATS if modality == "image" else AUDIO_STATS
-    if not unique:
-        raise ValueError("the checklist reference needs real samples; none were given")
+    kept = {} if mels is None else {
+        "mels": np.concatenate(mels), "mel_starts": np.cumsum([0, *(m.size for m in mels)]),
+        "mel_settings": _mel_settings(media_cfg)}  # fmt: skip
     return Reference(np.array(unique, dtype=str), np.concatenate(stats), np.concatenate(features),
-                     np.concatenate(probs), names)  # fmt: skip
+                     np.concatenate(probs), names, **kept)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -456,19 +490,27 @@ class Checklist:
         return self._targets[target]
 
     def _retentions(
-        self, source_ids: Sequence[str], sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
+        self,
+        source_ids: Sequence[str],
+        source_rows: np.ndarray,
+        sources: Sequence[np.ndarray],
+        outputs: Sequence[np.ndarray],
     ) -> np.ndarray:
-        """Each candidate's `retention` of its source. A source's representation is made once and kept for its
-        later candidates, in this batch and the next (a source has several), while the kept ones take less than
-        SOURCE_CACHE_BYTES; a source id's array is taken to be its file's, the same in every batch. Candidates'
-        representations are made in one pass and centred one at a time (bounded memory)."""
+        """Each candidate's `retention` of its source (`source_rows`: its row in the reference). A source's
+        representation is the reference's log-mel when it keeps one, else made here; either way once, and kept
+        for the source's later candidates, in this batch and the next (a source has several), while the kept ones
+        take less than SOURCE_CACHE_BYTES. A source id's array is taken to be its file's, the same in every batch.
+        Candidates' representations are made in one pass and centred one at a time (bounded memory)."""
         n = len(outputs)
         first: dict[str, int] = {}
         for k, s in enumerate(source_ids):
             first.setdefault(s, k)
-        new = [s for s in first if s not in self._sources]
+        stored = {s: self.reference.mel(int(source_rows[k]), self.media_cfg) for s, k in first.items()
+                  if s not in self._sources}  # fmt: skip
+        new = [s for s, rep in stored.items() if rep is None]
         reps = _representations([*outputs, *(sources[first[s]] for s in new)], self.modality, self.media_cfg)
-        fresh = {s: _centred(reps[n + j]) for j, s in enumerate(new)}
+        made = dict(zip(new, reps[n:], strict=True))
+        fresh = {s: _centred(made[s] if rep is None else rep) for s, rep in stored.items()}
         for s, term in fresh.items():
             if self._sources_bytes + term[0].nbytes <= SOURCE_CACHE_BYTES:
                 self._sources[s] = term
@@ -502,7 +544,7 @@ class Checklist:
         p_candidate = probs[np.arange(n), label_index]
         src_rows = self.reference.rows([self.source_paths[s] for s in candidates["source_id"]])
         p_source = self.reference.probs[src_rows, label_index]
-        kept = self._retentions(candidates["source_id"].tolist(), sources, outputs)
+        kept = self._retentions(candidates["source_id"].tolist(), src_rows, sources, outputs)
         scores = pd.DataFrame(
             {
                 "id": candidates["id"].to_numpy(),

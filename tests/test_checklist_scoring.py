@@ -209,6 +209,24 @@ def test_reference_round_trips_through_its_file(tmp_path):
         assert np.array_equal(getattr(back, name), getattr(ref, name))
 
 
+def test_an_audio_reference_keeps_each_files_log_mel_and_round_trips_with_them(tmp_path):
+    paths, media = _model_inputs_on_disk(tmp_path, "audio")
+    flat = lambda xs: (np.tile([0.5, 0.5], (len(xs), 1)), np.zeros((len(xs), 1)))  # noqa: E731
+    arrays = [load_sample(p, "audio", media) for p in paths]
+    ref = build_reference(paths, flat, lambda p: load_sample(p, "audio", media), "audio", media, batch=2)
+    for k, x in enumerate(arrays):  # batch=2: the third file's comes from a second pass
+        alone = log_mel(torch.from_numpy(x[None]), media["sample_rate"], media["n_fft"], media["hop"], media["n_mels"])
+        np.testing.assert_allclose(ref.mel(k, media), alone[0].numpy().ravel(), rtol=1e-6, atol=1e-5)
+    assert ref.mel(0, media | {"hop": media["hop"] * 2}) is None  # made with other settings: not used
+    ref.save(tmp_path / "ref.npz")
+    back = Reference.load(tmp_path / "ref.npz")
+    assert back.mel_settings == ref.mel_settings == (8000, 256, 80, 20)
+    assert np.array_equal(back.mels, ref.mels) and np.array_equal(back.mel_starts, ref.mel_starts)
+    older = {k: v for k, v in np.load(tmp_path / "ref.npz").items() if not k.startswith("mel")}
+    np.savez(tmp_path / "older.npz", **older)  # a reference written before it kept log-mels
+    assert Reference.load(tmp_path / "older.npz").mel(0, media) is None
+
+
 def _model_inputs_on_disk(tmp_path: Path, modality: str) -> tuple[list[str], dict]:
     """Files of different sizes, so that prediction has to resize, crop and pad."""
     rng = np.random.default_rng(2)
@@ -262,18 +280,27 @@ def _noisy(source: np.ndarray, modality: str, levels: tuple[float, ...]) -> list
     return [np.clip(source + rng.normal(0, s * high, source.shape), low, high).astype(source.dtype) for s in levels]
 
 
-@pytest.mark.parametrize("modality", ["image", "audio"])
-@pytest.mark.parametrize(("cap", "represented"), [(2**20, [3 + 2, 2]), (0, [3 + 2, 2 + 2])])
+@pytest.mark.parametrize(
+    ("modality", "in_reference", "cache", "represented"),
+    [
+        ("image", False, 2**20, [3 + 2, 2]),  # each source once (the first batch: 3 outputs, 2 sources)
+        ("image", False, 0, [3 + 2, 2 + 2]),  # no room to keep them: again in every batch
+        ("audio", True, 2**20, [3, 2]),  # the reference's log-mels: no source's made here
+        ("audio", True, 0, [3, 2]),
+        ("audio", False, 2**20, [3 + 2, 2]),  # too many for the reference to keep
+        ("audio", False, 0, [3 + 2, 2 + 2]),
+    ],
+)
 def test_checklist_retention_equals_retention_of_each_pair_and_represents_each_source_once(
-    tmp_path, modality, cap, represented, monkeypatch
+    tmp_path, modality, in_reference, cache, represented, monkeypatch
 ):
-    """Each source is represented once (the first batch: 3 outputs and 2 sources; the next: its 2 outputs), or
-    again in every batch when the cache has no room."""
-    monkeypatch.setattr(checklist_module, "SOURCE_CACHE_BYTES", cap)
+    monkeypatch.setattr(checklist_module, "SOURCE_CACHE_BYTES", cache)
+    monkeypatch.setattr(checklist_module, "REFERENCE_MEL_BYTES", 2**20 if in_reference else 0)
     paths, media = _model_inputs_on_disk(tmp_path, modality)
     arrays = [load_sample(p, modality, media) for p in paths]
     flat = lambda xs: (np.tile([0.5, 0.5], (len(xs), 1)), np.zeros((len(xs), 1)))  # noqa: E731
     reference = build_reference(paths, flat, lambda p: load_sample(p, modality, media), modality, media)
+    assert (reference.mels is not None) == in_reference
     real = pd.DataFrame({"id": ["s0", "s1", "s2"], "path": paths, "label": "a", "split": "train"})
     checklist = Checklist(reference, real, dict(zip(real["id"], paths, strict=True)), ["a", "b"], flat, modality, media)
     made = []
