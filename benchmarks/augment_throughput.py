@@ -20,7 +20,7 @@ Timed on the raw side (per run): build one `am.Compose` / `A.Compose` per policy
 pool into memory (`media.load_audio`, as the project does); then per sample read the source
 (`media.load_audio` / `media.load_image`), apply the compose, write the output (`media.save_audio` 16-bit WAV /
 `media.save_image` PNG). Same readers and writers as the project, so generation does the same I/O on both
-sides; the files scoring reads back (candidates, sources, real samples, the model's inputs) are ours alone.
+sides; scoring reads no file back (it takes the arrays while they are in memory).
 Audio equivalents: BackgroundNoise -> an in-memory AddBackgroundNoise (audiomentations' own RMS / SNR helpers,
 random clip and offset, cyclic repeat: `am.AddBackgroundNoise` itself re-reads and resamples its file on every
 call, which would flatter us); Gain -> `am.Gain`; Telephone -> `am.HighPassFilter(300)` + `am.LowPassFilter(3400)`
@@ -34,8 +34,8 @@ model per batch through `checklist.model_predictor`; quality statistics; realism
 statistics and embeddings; clarity from the reference's p(y | source) and retention), then `verdicts` (the
 filter stage). Not timed: choosing the data, training the small model (`train_model` for `--epochs` epochs on
 the same clips) and saving it, `--warmup` runs of both, and the checklist reference (`build_reference`: the
-training clips' statistics, features and probabilities), which the reference stage computes once per model and
-every augment run reuses; its time is printed beside the ratio.
+training clips' statistics, features, probabilities and, for audio, retention log-mels), which the reference
+stage computes once per model and every augment run reuses; its time is printed beside the ratio.
 """
 
 from __future__ import annotations
