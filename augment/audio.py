@@ -99,21 +99,23 @@ class AudioTransform(ABC):
 
 
 AUDIBLE_DB = -20.0
+AUDIBLE_RATIO = 10 ** (AUDIBLE_DB / 10)  # the energy share of the loudest window an audible one has at least
 AUDIBLE_BLOCK = 256  # samples per block in the bound that lets most draws skip the audible-offset scan
-# The bound's safety factor: far above the float rounding of the scan's differences (~1e-16 relative).
-AUDIBLE_MARGIN = 1.0 + 1e-9
 
 
 def _every_window_audible(energy: np.ndarray, size: int, n: int) -> bool:
     """Whether every n-sample window starting in [0, size) is audible (`BackgroundNoise._audible_offset`), decided
     from block sums alone: most noise is steady, and then the scan of every offset is not needed.
 
-    `energy` is a clip's cumulative energy (non-decreasing) over at least size + n + 2 * AUDIBLE_BLOCK samples.
-    A window holds at least n // AUDIBLE_BLOCK - 1 whole blocks and lies within ceil(n / AUDIBLE_BLOCK) + 1
-    blocks, so the quietest such run of blocks bounds the quietest window from below and the loudest run the
-    loudest window from above. True only if the bounds settle it with AUDIBLE_MARGIN to spare: then the scan's
-    answer is the same.
+    `energy` is a clip's cumulative energy over at least size + n + 2 * AUDIBLE_BLOCK samples. A window holds at
+    least n // AUDIBLE_BLOCK - 1 whole blocks and lies within ceil(n / AUDIBLE_BLOCK) + 1 blocks, so the quietest
+    such run of blocks bounds the quietest window from below and the loudest run the loudest window from above.
+    The scan's answer is the same, not only nearly: `energy` never decreases and rounding is monotone, so the
+    computed differences keep the order of the exact ones.
     """
+    needed = size + n + 2 * AUDIBLE_BLOCK + 1
+    if energy.size < needed:
+        raise ValueError(f"the audible bound needs {needed} energy entries, got {energy.size}")
     inner, outer = n // AUDIBLE_BLOCK - 1, -(-n // AUDIBLE_BLOCK) + 1
     if inner < 1:
         return False
@@ -122,7 +124,7 @@ def _every_window_audible(energy: np.ndarray, size: int, n: int) -> bool:
     outer_starts = (size - 1) // AUDIBLE_BLOCK + 1  # block starts floor(o / block)
     quietest = (edges[inner : inner + inner_starts] - edges[:inner_starts]).min()
     loudest = (edges[outer : outer + outer_starts] - edges[:outer_starts]).max()
-    return bool(quietest >= loudest * 10 ** (AUDIBLE_DB / 10) * AUDIBLE_MARGIN)
+    return bool(quietest >= loudest * AUDIBLE_RATIO)
 
 
 class BackgroundNoise(AudioTransform):
@@ -176,7 +178,7 @@ class BackgroundNoise(AudioTransform):
         if _every_window_audible(energy, size, n):  # the scan would list every offset: the same draw
             return int(rng.integers(size))
         window = energy[n : n + size] - energy[:size]
-        offsets = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
+        offsets = np.flatnonzero(window >= window.max() * AUDIBLE_RATIO)
         return int(offsets[int(rng.integers(offsets.size))])
 
     def _apply(self, x: np.ndarray, sample_rate: int, params: Mapping[str, Any]) -> np.ndarray:
@@ -188,8 +190,8 @@ class BackgroundNoise(AudioTransform):
         noise = F.fit_length(clip.samples, x.size, params["offset"])
         try:
             return F.mix_at_snr(x, noise, params["snr_db"])
-        except ValueError as exc:  # e.g. a replayed offset where the clip is silent
-            raise ValueError(f"{self.name}: noise clip {clip.id!r} from offset {params['offset']}: {exc}") from None
+        except ValueError as exc:  # e.g. a replayed offset where the clip is silent, or silent speech
+            raise ValueError(f"{self.name} with noise clip {clip.id!r} from offset {params['offset']}: {exc}") from None
 
     def _args(self) -> dict[str, Any]:
         return {"groups": list(self.groups), "min_snr_db": self.min_snr_db, "max_snr_db": self.max_snr_db}

@@ -91,7 +91,7 @@ def prevent_clipping(x: np.ndarray) -> tuple[np.ndarray, float]:
     """The clip rescaled to peak CLIP_PEAK if its peak exceeds 1, and the factor used (1.0 if untouched)."""
     x = _checked(x)
     peak = float(np.max(np.abs(x)))  # exact in the samples' own dtype: no float64 copy needed
-    if peak <= 1.0:
+    if not peak > 1.0:  # (a NaN peak too, as before: the samples pass unscaled)
         return x.astype(np.float32), 1.0  # a copy, with the bits `scale_samples(x, 1.0)` would give
     factor = CLIP_PEAK / peak
     return scale_samples(x, factor), factor

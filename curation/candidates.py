@@ -61,7 +61,7 @@ class _Maker:
     def _folders(self) -> tuple[str, str]:
         """The files folder as written to and as recorded, made once: a path per candidate costs more than a
         noise mix."""
-        return str(self.out_dir / FILES), str(self.path_root / FILES)
+        return str(Path(self.out_dir) / FILES), str(Path(self.path_root) / FILES)
 
     def _name(self, digest: str) -> str:
         """The file name of the candidate whose bytes have this SHA-256: files are named by content."""

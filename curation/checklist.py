@@ -241,17 +241,17 @@ def embedding_realism(candidates: np.ndarray, reference: np.ndarray, k: int = EM
     return EmbeddingReference(reference, k).pvalues(candidates)
 
 
-def _log_mels(arrays: Sequence[np.ndarray], which: Sequence[int], media_cfg: dict[str, Any]) -> dict[int, np.ndarray]:
-    """The log-mel (flattened) of each clip `arrays[i]`, i in `which`, equal to `log_mel` of that clip alone, but
-    MEL_CHUNK clips per call (one call per clip length costs more than the spectra themselves).
+def _log_mels(arrays: Sequence[np.ndarray], media_cfg: dict[str, Any]) -> list[np.ndarray]:
+    """The log-mel (flattened) of each clip, in order, equal to `log_mel` of that clip alone, but MEL_CHUNK clips
+    per call (one call per clip length costs more than the spectra themselves).
 
     In a chunk each clip is followed by the mirror image `log_mel`'s centred STFT pads it with (reflect, n_fft // 2
     samples), then zeros to the longest: its own frames read exactly what they read alone; later ones are dropped.
     """
     n_fft, hop = int(media_cfg["n_fft"]), int(media_cfg["hop"])
     half = n_fft // 2
-    order = sorted(which, key=lambda i: len(arrays[i]))
-    out: dict[int, np.ndarray] = {}
+    order = sorted(range(len(arrays)), key=lambda i: len(arrays[i]))
+    out: list[np.ndarray] = [np.empty(0, np.float32)] * len(arrays)
     for start in range(0, len(order), MEL_CHUNK):
         chunk = order[start : start + MEL_CHUNK]
         longest = len(arrays[chunk[-1]])
@@ -283,10 +283,7 @@ def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> list[np.ndarray]:
     """What retention correlates, per array: its log-mel (flattened) for audio, its pixels for images."""
-    if modality == "audio":
-        mels = _log_mels(arrays, range(len(arrays)), media_cfg)
-        return [mels[i] for i in range(len(arrays))]
-    return list(arrays)
+    return _log_mels(arrays, media_cfg) if modality == "audio" else list(arrays)
 
 
 def _correlation(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float]) -> float:
@@ -360,11 +357,21 @@ class Reference:
     mel_starts: np.ndarray | None = None
     mel_settings: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        kept = [x is not None for x in (self.mels, self.mel_starts, self.mel_settings)]
+        if any(kept) and not all(kept):
+            raise ValueError("a checklist reference keeps log-mels with their starts and settings, or none of them")
+        starts = self.mel_starts
+        if starts is not None and (len(starts) != len(self.paths) + 1 or starts[-1] != len(self.mels)):
+            raise ValueError(f"the reference's log-mel starts ({len(starts)}, ending at {starts[-1]}) do not fit "
+                             f"its {len(self.paths)} rows and {len(self.mels)} values")  # fmt: skip
+
     def mel(self, row: int, media_cfg: dict[str, Any]) -> np.ndarray | None:
         """Row's retention log-mel, if kept and made with these media settings (else None: compute it)."""
         if self.mels is None or self.mel_starts is None or self.mel_settings != _mel_settings(media_cfg):
             return None
-        return self.mels[self.mel_starts[row] : self.mel_starts[row + 1]]
+        mel = self.mels[self.mel_starts[row] : self.mel_starts[row + 1]]
+        return mel if mel.size else None  # a clip too short for a log-mel has none
 
     @cached_property
     def _position(self) -> dict[str, int]:
@@ -424,7 +431,9 @@ def build_reference(
         probs.append(p)
         features.append(f)
         if mels is not None:
-            mels += _representations(arrays, modality, media_cfg)
+            half = int(media_cfg["n_fft"]) // 2  # a clip this short has no log-mel (as a source, scoring refuses it)
+            made = iter(_log_mels([x for x in arrays if len(x) > half], media_cfg))
+            mels += [next(made) if len(x) > half else np.empty(0, np.float32) for x in arrays]
             if sum(m.nbytes for m in mels) > REFERENCE_MEL_BYTES:
                 mels = None
     names = IMAGE_STATS if modality == "image" else AUDIO_STATS
@@ -499,7 +508,7 @@ class Checklist:
         """Each candidate's `retention` of its source (`source_rows`: its row in the reference). A source's
         representation is the reference's log-mel when it keeps one, else made here; either way once, and kept
         for the source's later candidates, in this batch and the next (a source has several), while the kept ones
-        take less than SOURCE_CACHE_BYTES. A source id's array is taken to be its file's, the same in every batch.
+        take at most SOURCE_CACHE_BYTES. A source id's array is taken to be its file's, the same in every batch.
         Candidates' representations are made in one pass and centred one at a time (bounded memory)."""
         n = len(outputs)
         first: dict[str, int] = {}

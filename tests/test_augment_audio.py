@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from augment.audio import (
     AUDIBLE_BLOCK,
-    AUDIBLE_DB,
+    AUDIBLE_RATIO,
     CLIPPING_STEP,
     BackgroundNoise,
     Gain,
@@ -389,7 +389,7 @@ def _scanned_offset(clip: NoiseClip, n: int, seed: int) -> int:
     size = clip.samples.size
     energy = clip.cumulative_energy(size + n)
     window = energy[n : n + size] - energy[:size]
-    offsets = np.flatnonzero(window >= window.max() * 10 ** (AUDIBLE_DB / 10))
+    offsets = np.flatnonzero(window >= window.max() * AUDIBLE_RATIO)
     return int(offsets[int(np.random.default_rng(seed).integers(offsets.size))])
 
 
@@ -407,6 +407,8 @@ def test_steady_noise_skips_the_offset_scan_and_a_sparse_recording_does_not():
     assert _every_window_audible(steady.cumulative_energy(4000 + n + 2 * AUDIBLE_BLOCK), 4000, n)
     assert not _every_window_audible(sparse.cumulative_energy(4000 + n + 2 * AUDIBLE_BLOCK), 4000, n)
     assert not _every_window_audible(steady.cumulative_energy(4000 + 300 + 2 * AUDIBLE_BLOCK), 4000, 300)  # < 2 blocks
+    with pytest.raises(ValueError, match="needs 5513 energy entries"):
+        _every_window_audible(steady.cumulative_energy(4000)[:5000], 4000, n)
 
 
 @settings(max_examples=80, deadline=None)
@@ -426,7 +428,7 @@ def test_audible_offset_draws_what_a_scan_of_every_window_draws(levels, stretch,
     energy = clip.cumulative_energy(size + n + 2 * AUDIBLE_BLOCK)
     if _every_window_audible(energy, size, n):
         window = energy[n : n + size] - energy[:size]
-        assert (window >= window.max() * 10 ** (AUDIBLE_DB / 10)).all()
+        assert (window >= window.max() * AUDIBLE_RATIO).all()
     assert _drawn_offset(clip, n, seed) == _scanned_offset(clip, n, seed)
 
 
@@ -435,5 +437,5 @@ def test_replaying_an_offset_where_the_noise_is_silent_names_the_clip_and_offset
     knock[3000:3100] = 0.5
     transform = BackgroundNoise(NoisePool([NoiseClip("door", "human", knock, SR)]), ["human"], 0, 0)
     params = {"applied": True, "clip_id": "door", "offset": 10, "snr_db": 0.0}
-    with pytest.raises(ValueError, match="BackgroundNoise: noise clip 'door' from offset 10: noise is silent"):
+    with pytest.raises(ValueError, match="BackgroundNoise with noise clip 'door' from offset 10: noise is silent"):
         transform.apply(speechlike(n=1000), SR, params)

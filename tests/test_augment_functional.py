@@ -145,3 +145,6 @@ def test_prevent_clipping_rescales_only_clipping_clips():
     assert scale == 1.0 and np.array_equal(out, quiet) and out is not quiet and out.dtype == np.float32
     wide = np.array([0.5, -1.0, 1e-30], np.float64)  # float64 input: float32 out, as scale_samples gives it
     assert np.array_equal(F.prevent_clipping(wide)[0], F.scale_samples(wide, 1.0))
+    broken = np.array([0.5, np.nan], np.float32)  # no peak to compare: passed unscaled, as scale_samples(x, 1)
+    out, scale = F.prevent_clipping(broken)
+    assert scale == 1.0 and np.array_equal(out, broken, equal_nan=True)

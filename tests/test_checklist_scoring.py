@@ -209,11 +209,15 @@ def test_reference_round_trips_through_its_file(tmp_path):
         assert np.array_equal(getattr(back, name), getattr(ref, name))
 
 
+def _flat(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in model: p = (0.5, 0.5) and the same feature for every sample."""
+    return np.tile([0.5, 0.5], (len(arrays), 1)), np.zeros((len(arrays), 1))
+
+
 def test_an_audio_reference_keeps_each_files_log_mel_and_round_trips_with_them(tmp_path):
     paths, media = _model_inputs_on_disk(tmp_path, "audio")
-    flat = lambda xs: (np.tile([0.5, 0.5], (len(xs), 1)), np.zeros((len(xs), 1)))  # noqa: E731
     arrays = [load_sample(p, "audio", media) for p in paths]
-    ref = build_reference(paths, flat, lambda p: load_sample(p, "audio", media), "audio", media, batch=2)
+    ref = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media, batch=2)
     for k, x in enumerate(arrays):  # batch=2: the third file's comes from a second pass
         alone = log_mel(torch.from_numpy(x[None]), media["sample_rate"], media["n_fft"], media["hop"], media["n_mels"])
         np.testing.assert_allclose(ref.mel(k, media), alone[0].numpy().ravel(), rtol=1e-6, atol=1e-5)
@@ -225,6 +229,24 @@ def test_an_audio_reference_keeps_each_files_log_mel_and_round_trips_with_them(t
     older = {k: v for k, v in np.load(tmp_path / "ref.npz").items() if not k.startswith("mel")}
     np.savez(tmp_path / "older.npz", **older)  # a reference written before it kept log-mels
     assert Reference.load(tmp_path / "older.npz").mel(0, media) is None
+
+
+def test_a_real_clip_too_short_for_a_log_mel_has_none_in_the_reference_and_the_rest_are_kept(tmp_path):
+    paths, media = _model_inputs_on_disk(tmp_path, "audio")
+    save_audio(tmp_path / "blip.wav", np.full(100, 0.1, np.float32), media["sample_rate"])  # <= n_fft // 2
+    paths.append(str(tmp_path / "blip.wav"))
+    ref = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media)
+    assert ref.mel(3, media) is None and all(ref.mel(k, media) is not None for k in range(3))
+
+
+def test_a_reference_refuses_log_mels_that_do_not_fit_its_rows(tmp_path):
+    paths, media = _model_inputs_on_disk(tmp_path, "audio")
+    ref = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media)
+    fields = {f: getattr(ref, f) for f in ("paths", "stats", "features", "probs", "stat_names")}
+    with pytest.raises(ValueError, match="log-mels with their starts and settings, or none"):
+        Reference(**fields, mels=ref.mels, mel_starts=ref.mel_starts)
+    with pytest.raises(ValueError, match="do not fit its 3 rows"):
+        Reference(**fields, mels=ref.mels, mel_starts=ref.mel_starts[:-1], mel_settings=ref.mel_settings)
 
 
 def _model_inputs_on_disk(tmp_path: Path, modality: str) -> tuple[list[str], dict]:
@@ -262,7 +284,7 @@ def test_statistics_table_equals_the_statistics_of_each_sample(tmp_path, modalit
 def test_log_mels_of_clips_of_many_lengths_in_one_call_are_those_of_each_clip_alone():
     rng = np.random.default_rng(3)
     clips = [rng.standard_normal(n).astype(np.float32) for n in (129, 1000, 4321, 4321, 8000)]
-    mels = _log_mels(clips, range(len(clips)), AUDIO)
+    mels = _log_mels(clips, AUDIO)
     for i, x in enumerate(clips):
         alone = log_mel(torch.from_numpy(x[None]), AUDIO["sample_rate"], AUDIO["n_fft"], AUDIO["hop"], AUDIO["n_mels"])
         np.testing.assert_allclose(mels[i], alone[0].numpy().ravel(), rtol=1e-6, atol=1e-5)  # float rounding
@@ -270,7 +292,7 @@ def test_log_mels_of_clips_of_many_lengths_in_one_call_are_those_of_each_clip_al
 
 def test_log_mel_of_a_clip_shorter_than_half_the_fft_is_refused():
     with pytest.raises(ValueError, match="too short"):
-        _log_mels([np.zeros(128, np.float32)], [0], AUDIO)
+        _log_mels([np.zeros(128, np.float32)], AUDIO)
 
 
 def _noisy(source: np.ndarray, modality: str, levels: tuple[float, ...]) -> list[np.ndarray]:
@@ -298,11 +320,11 @@ def test_checklist_retention_equals_retention_of_each_pair_and_represents_each_s
     monkeypatch.setattr(checklist_module, "REFERENCE_MEL_BYTES", 2**20 if in_reference else 0)
     paths, media = _model_inputs_on_disk(tmp_path, modality)
     arrays = [load_sample(p, modality, media) for p in paths]
-    flat = lambda xs: (np.tile([0.5, 0.5], (len(xs), 1)), np.zeros((len(xs), 1)))  # noqa: E731
-    reference = build_reference(paths, flat, lambda p: load_sample(p, modality, media), modality, media)
+    reference = build_reference(paths, _flat, lambda p: load_sample(p, modality, media), modality, media)
     assert (reference.mels is not None) == in_reference
     real = pd.DataFrame({"id": ["s0", "s1", "s2"], "path": paths, "label": "a", "split": "train"})
-    checklist = Checklist(reference, real, dict(zip(real["id"], paths, strict=True)), ["a", "b"], flat, modality, media)
+    sources = dict(zip(real["id"], paths, strict=True))
+    checklist = Checklist(reference, real, sources, ["a", "b"], _flat, modality, media)
     made = []
     represent = checklist_module._representations
     monkeypatch.setattr(checklist_module, "_representations",
@@ -318,7 +340,7 @@ def test_checklist_retention_equals_retention_of_each_pair_and_represents_each_s
     expected = [retention(arrays[2], two[0], modality, media), retention(arrays[2], two[1], modality, media),
                 retention(arrays[0], zero[0], modality, media), retention(arrays[2], two[2], modality, media),
                 retention(arrays[0], zero[0], modality, media)]  # fmt: skip
-    np.testing.assert_allclose(kept, expected, rtol=1e-6)  # log-mels in one call: float rounding only
+    assert kept == expected  # the same bits, wherever a source's log-mel was made
     assert 1 > expected[0] > expected[1] > expected[3] > 0
 
 
