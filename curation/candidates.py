@@ -81,11 +81,12 @@ class _Maker:
         digest = hashlib.sha256(data).hexdigest()
         unchanged = x.shape == y.shape and bool(np.array_equal(x, y))
         written, recorded = self._folders
+        name = self._name(digest)
         if not unchanged:
-            write_bytes(os.path.join(written, self._name(digest)), data)
+            write_bytes(os.path.join(written, name), data)
         row = src | {
             "id": f"aug/{target}/{k:05d}",
-            "path": os.path.join(recorded, self._name(digest)),
+            "path": os.path.join(recorded, name),
             "split": "train",
             "sha256": digest,
             "source_id": src["id"],

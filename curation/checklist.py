@@ -424,18 +424,22 @@ def build_reference(
         raise ValueError("the checklist reference needs real samples; none were given")
     stats, features, probs = [], [], []
     mels: list[np.ndarray] | None = [] if modality == "audio" else None
+    mel_bytes = 0
+    half = int(media_cfg["n_fft"]) // 2 if mels is not None else 0  # a clip this short has no log-mel
     for start in tqdm(range(0, len(unique), batch), desc="checklist reference", unit="batch", leave=False):
         arrays = [load(p) for p in unique[start : start + batch]]
         stats.append(stats_table(arrays, modality, media_cfg.get("sample_rate")).to_numpy())
         p, f = predict(arrays)
         probs.append(p)
         features.append(f)
-        if mels is not None:
-            half = int(media_cfg["n_fft"]) // 2  # a clip this short has no log-mel (as a source, scoring refuses it)
+        if mels is not None:  # (as a source, a clip without one is refused by scoring, as before)
             made = iter(_log_mels([x for x in arrays if len(x) > half], media_cfg))
-            mels += [next(made) if len(x) > half else np.empty(0, np.float32) for x in arrays]
-            if sum(m.nbytes for m in mels) > REFERENCE_MEL_BYTES:
+            batch_mels = [next(made) if len(x) > half else np.empty(0, np.float32) for x in arrays]
+            mel_bytes += sum(m.nbytes for m in batch_mels)
+            if mel_bytes > REFERENCE_MEL_BYTES:
                 mels = None
+            else:
+                mels += batch_mels
     names = IMAGE_STATS if modality == "image" else AUDIO_STATS
     kept = {} if mels is None else {
         "mels": np.concatenate(mels), "mel_starts": np.cumsum([0, *(m.size for m in mels)]),
