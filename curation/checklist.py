@@ -15,7 +15,8 @@ Every score lies in [0, 1]:
 - clarity: the probability that the label is still recognisable. The reference recognizer (the baseline model,
   trained on clean data) must give the intended label to the clean source, and the candidate must keep the
   source's content: clarity = p_ref(y | source) x retention, retention = correlation of source and candidate
-  in a contrast- and level-invariant representation (standardised pixels; standardised log-mel).
+  in a contrast- and level-invariant representation (standardised pixels; standardised log-mel). For 8-bit
+  pixels it is computed from integer sums, exactly.
 - weakness: 1 - p_model(y | candidate) under the current model: 0 if the model is certain and right already.
 
 Verdicts: `reject` (not realistic, or clarity below `clarity_reject`), `easy` (weakness below `weakness_min`:
@@ -36,7 +37,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -64,6 +65,7 @@ REFERENCE_BATCH = 256  # real files decoded and run through the model at a time 
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
 REFERENCE_MEL_BYTES = 256 * 2**20  # the real samples' retention log-mels a `Reference` keeps, at most
 SOURCE_CACHE_BYTES = 256 * 2**20  # sources' retention representations kept across batches (`Checklist`)
+EXACT_PIXELS = 2**50 // 255**2  # 8-bit values whose sums of squares a double holds with error < 1/8 (1.7e10)
 STATS_CHUNK = 32  # clips per vectorised statistics pass: its temporaries stay small (twice as fast as 256 at once)
 
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -274,11 +276,38 @@ def _mel_settings(media_cfg: dict[str, Any]) -> tuple[int, ...]:
     return tuple(int(media_cfg[k]) for k in ("sample_rate", "n_fft", "hop", "n_mels"))
 
 
-def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """x (flattened, float64) minus its mean, and its norm."""
-    c = x.astype(np.float64).ravel()  # a copy: centred in place
+class _Centred(NamedTuple):
+    """A float representation (flattened) minus its mean, in float64, and its norm."""
+
+    values: np.ndarray
+    norm: float
+
+
+class _Pixels(NamedTuple):
+    """8-bit pixels (flattened, a copy) with their exact sum and sum of squares."""
+
+    values: np.ndarray
+    total: int
+    squares: int
+
+
+def _pixel_sum(value: float) -> int:
+    """An integer sum OpenCV returns as a double (of 8-bit values or their squares, within EXACT_PIXELS): its
+    rounding error stays far below 0.5, so rounding gives the sum exactly."""
+    return round(value)
+
+
+def _term(x: np.ndarray) -> _Centred | _Pixels:
+    """What `_correlation` needs of one representation, made once per sample. 8-bit pixels stay as they are,
+    with their integer sums (`_pixel_sum`: no float copy of the image); anything else (log-mels, float pixels)
+    is centred in float64. Either way the term owns its values (a kept source's cannot change under it)."""
+    flat = x.reshape(-1)
+    if flat.dtype == np.uint8 and flat.size <= EXACT_PIXELS:
+        flat = flat.copy()
+        return _Pixels(flat, _pixel_sum(cv2.sumElems(flat)[0]), _pixel_sum(cv2.norm(flat, cv2.NORM_L2SQR)))
+    c = flat.astype(np.float64)  # a copy: centred in place
     c -= c.mean()
-    return c, float(np.sqrt(c @ c))
+    return _Centred(c, float(np.sqrt(c @ c)))
 
 
 def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> list[np.ndarray]:
@@ -286,19 +315,27 @@ def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dic
     return _log_mels(arrays, media_cfg) if modality == "audio" else list(arrays)
 
 
-def _correlation(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float]) -> float:
-    """The Pearson correlation of two `_centred` representations (dot product over the product of norms),
-    floored at 0; 0 when either is constant."""
-    (ca, na), (cb, nb) = a, b
-    if ca.shape != cb.shape:
-        raise ValueError(f"retention compares equally shaped samples, got {ca.shape} and {cb.shape}")
-    return 0.0 if na == 0 or nb == 0 else max(float(ca @ cb) / (na * nb), 0.0)
+def _correlation(a: _Centred | _Pixels, b: _Centred | _Pixels) -> float:
+    """The Pearson correlation of two `_term`s, floored at 0; 0 when either is constant.
+
+    Two 8-bit terms: from integer sums, exactly (the cross sum from the squared distance, in OpenCV's integer
+    arithmetic), rounded once at the end. Otherwise: the dot product of the centred values over the product of
+    their norms (an 8-bit term paired with a float one is centred first)."""
+    if a.values.shape != b.values.shape:
+        raise ValueError(f"retention compares equally shaped samples, got {a.values.shape} and {b.values.shape}")
+    if isinstance(a, _Pixels) and isinstance(b, _Pixels):
+        n = a.values.size
+        cross = (a.squares + b.squares - _pixel_sum(cv2.norm(a.values, b.values, cv2.NORM_L2SQR))) // 2
+        spread = (n * a.squares - a.total**2) * (n * b.squares - b.total**2)
+        return 0.0 if spread == 0 else max((n * cross - a.total * b.total) / math.sqrt(spread), 0.0)
+    ca, cb = (t if isinstance(t, _Centred) else _term(t.values.astype(np.float64)) for t in (a, b))
+    return 0.0 if ca.norm == 0 or cb.norm == 0 else max(float(ca.values @ cb.values) / (ca.norm * cb.norm), 0.0)
 
 
 def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> float:
     """Correlation in [0, 1] of source and candidate after standardisation (pixels, or log-mel for audio)."""
     a, b = _representations([source, candidate], modality, media_cfg)
-    return _correlation(_centred(a), _centred(b))
+    return _correlation(_term(a), _term(b))
 
 
 def judge(r: Any, thresholds: dict[str, float]) -> tuple[str, str]:
@@ -484,7 +521,7 @@ class Checklist:
         self._train = (real["split"] == "train").to_numpy()
         self._targets: dict[str, _TargetReference] = {}
         self._prepared: dict[bytes, _TargetReference] = {}  # by reference rows: targets with the same rows share
-        self._sources: dict[str, tuple[np.ndarray, float]] = {}  # kept `_centred` representations, by source id
+        self._sources: dict[str, _Centred | _Pixels] = {}  # kept `_term`s, by source id
         self._sources_bytes = 0
 
     def _target(self, target: str) -> _TargetReference:
@@ -513,7 +550,7 @@ class Checklist:
         representation is the reference's log-mel when it keeps one, else made here; either way once, and kept
         for the source's later candidates, in this batch and the next (a source has several), while the kept ones
         take at most SOURCE_CACHE_BYTES. A source id's array is taken to be its file's, the same in every batch.
-        Candidates' representations are made in one pass and centred one at a time (bounded memory)."""
+        Candidates' representations are made in one pass and their `_term`s one at a time (bounded memory)."""
         n = len(outputs)
         first: dict[str, int] = {}
         for k, s in enumerate(source_ids):
@@ -523,12 +560,12 @@ class Checklist:
         new = [s for s, rep in stored.items() if rep is None]
         reps = _representations([*outputs, *(sources[first[s]] for s in new)], self.modality, self.media_cfg)
         made = dict(zip(new, reps[n:], strict=True))
-        fresh = {s: _centred(made[s] if rep is None else rep) for s, rep in stored.items()}
+        fresh = {s: _term(made[s] if rep is None else rep) for s, rep in stored.items()}
         for s, term in fresh.items():
-            if self._sources_bytes + term[0].nbytes <= SOURCE_CACHE_BYTES:
+            if self._sources_bytes + term.values.nbytes <= SOURCE_CACHE_BYTES:
                 self._sources[s] = term
-                self._sources_bytes += term[0].nbytes
-        return np.array([_correlation(fresh[s] if s in fresh else self._sources[s], _centred(reps[k]))
+                self._sources_bytes += term.values.nbytes
+        return np.array([_correlation(fresh[s] if s in fresh else self._sources[s], _term(reps[k]))
                          for k, s in enumerate(source_ids)])  # fmt: skip
 
     def score(

@@ -1,8 +1,13 @@
 """The checklist's scores and verdict rules, one test per rule."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from curation.checklist import least_typical, quality_stats, realism, retention, verdicts
 
@@ -80,6 +85,41 @@ def test_retention_is_one_for_a_contrast_change_and_low_for_unrelated_content():
     darker = (img * 0.4).astype(np.uint8)
     assert retention(img, darker, "image", {}) == pytest.approx(1.0, abs=0.01)
     assert retention(img, rng.integers(0, 255, (16, 16)).astype(np.uint8), "image", {}) < 0.2
+
+
+def _exact_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 8-bit arrays from Python-integer sums, floored at 0 (0 when either is flat)."""
+    x, y = a.astype(np.int64).ravel(), b.astype(np.int64).ravel()
+    n, sx, sy = x.size, int(x.sum()), int(y.sum())
+    spread = (n * int(x @ x) - sx * sx) * (n * int(y @ y) - sy * sy)
+    return 0.0 if spread == 0 else max((n * int(x @ y) - sx * sy) / math.sqrt(spread), 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000).flatmap(lambda n: st.tuples(*[arrays(np.uint8, n)] * 2)))
+def test_retention_of_8_bit_images_is_their_exact_correlation(pair):
+    a, b = pair
+    assert retention(a, b, "image", {}) == _exact_correlation(a, b)
+
+
+@pytest.mark.parametrize("size", [4095, 65537, 3 * 2**20 + 5])
+def test_retention_of_8_bit_images_is_exact_at_the_largest_sums(size):
+    rng = np.random.default_rng(size)
+    a = rng.choice(np.array([0, 255], np.uint8), size)
+    b = np.where(rng.random(size) < 0.9, a, 255 - a).astype(np.uint8)
+    assert retention(a, b, "image", {}) == _exact_correlation(a, b)
+
+
+def test_retention_of_an_8_bit_image_and_a_float_one_is_their_float_correlation():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (20, 30)).astype(np.uint8)
+    b = np.clip(a + rng.normal(0, 40, a.shape), 0, 255).astype(np.float32)
+    assert retention(a, b, "image", {}) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
+
+
+def test_retention_of_a_flat_image_is_zero():
+    flat = np.full((8, 8), 7, np.uint8)
+    assert retention(flat, np.arange(64, dtype=np.uint8).reshape(8, 8), "image", {}) == 0.0
 
 
 def _scores(**kw):
