@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal as sps
 
 from augment import functional as F
 
@@ -90,6 +93,16 @@ def test_mu_law_round_trip_is_close_and_keeps_silence_at_zero():
     # Half the widest step, which is at full scale: (ln 256 * 256 / 255) / 127 / 2 = 0.022.
     assert np.max(np.abs(back - x)) < 0.023
     assert F.mu_law_expand(F.mu_law_quantize(np.zeros(4, np.float32), 8), 8).tolist() == [0.0] * 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 2**32 - 1), st.sampled_from([8000, 16000]))
+def test_telephone_band_pass_is_scipys_zero_phase_filter_bit_for_bit(n, seed, sr):
+    sos, zi = F._bandpass(300.0, 3400.0, sr)
+    x = np.random.default_rng(seed).normal(0, 0.3, n)
+    padlen = min(n - 1, 3 * (2 * sos.shape[0] + 1))
+    expected = sps.sosfiltfilt(sos.copy(), x, padlen=padlen)
+    assert np.array_equal(F._zero_phase(sos.copy(), zi, x, padlen), expected)
 
 
 @pytest.mark.parametrize("sr", [16000, 44100])
