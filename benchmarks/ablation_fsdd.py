@@ -227,7 +227,8 @@ class Experiment:
         under the current model (here read back from their files)."""
         real = pd.concat([self.train, self.dev], ignore_index=True)
         predict = model_predictor(model, "audio", self.media)
-        reference = build_reference(real["path"].tolist(), predict, self.load, "audio", self.media)
+        reference = build_reference(real["path"].tolist(), predict, self.load, "audio", self.media,
+                                    sources=set(self.train["path"]))  # fmt: skip
         paths = self.split.set_index("id")["path"].to_dict()
         checklist = Checklist(reference, real, paths, self.labels, predict, "audio", self.media)
         parts = []

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -388,8 +388,9 @@ class Reference:
     features: np.ndarray  # (N, D) penultimate features
     probs: np.ndarray  # (N, C) class probabilities
     stat_names: tuple[str, ...]
-    # audio: every row's retention log-mel (flattened, float32) end to end, `mel_starts` (N + 1,) where each lies,
-    # and the settings (sample_rate, n_fft, hop, n_mels) they were made with; None when not kept
+    # audio: the source rows' retention log-mels (flattened, float32; other rows' empty) end to end, `mel_starts`
+    # (N + 1,) where each lies, and the settings (sample_rate, n_fft, hop, n_mels) they were made with; None when
+    # not kept
     mels: np.ndarray | None = None
     mel_starts: np.ndarray | None = None
     mel_settings: tuple[int, ...] | None = None
@@ -408,7 +409,7 @@ class Reference:
         if self.mels is None or self.mel_starts is None or self.mel_settings != _mel_settings(media_cfg):
             return None
         mel = self.mels[self.mel_starts[row] : self.mel_starts[row + 1]]
-        return mel if mel.size else None  # a clip too short for a log-mel has none
+        return mel if mel.size else None  # not a source, or a clip too short for a log-mel: none kept
 
     @cached_property
     def _position(self) -> dict[str, int]:
@@ -449,13 +450,15 @@ def build_reference(
     modality: str,
     media_cfg: dict[str, Any],
     batch: int = REFERENCE_BATCH,
+    sources: Collection[str] | None = None,
 ) -> Reference:
     """The `Reference` of the real files `paths` (each distinct file once, in first-seen order): decoded,
     measured and run through the model `batch` files at a time (bounded memory), with a progress bar.
 
-    For audio it also keeps each file's retention log-mel while they take at most REFERENCE_MEL_BYTES (beyond,
-    none): the sources of candidates are real files, so scoring then computes no source's log-mel. They depend
-    on the files alone, but are made here because the reference is made once and read by every augment run."""
+    For audio it also keeps the retention log-mel of each file candidates may be made from (`sources`, default
+    every file) while they take at most REFERENCE_MEL_BYTES (beyond, none): scoring then computes no source's
+    log-mel. They depend on the files alone, but are made here because the reference is made once and read by
+    every augment run."""
     unique = list(dict.fromkeys(paths))
     if not unique:
         raise ValueError("the checklist reference needs real samples; none were given")
@@ -470,8 +473,10 @@ def build_reference(
         probs.append(p)
         features.append(f)
         if mels is not None:  # (as a source, a clip without one is refused by scoring, as before)
-            made = iter(_log_mels([x for x in arrays if len(x) > half], media_cfg))
-            batch_mels = [next(made) if len(x) > half else np.empty(0, np.float32) for x in arrays]
+            wanted = [len(x) > half and (sources is None or p in sources)
+                      for p, x in zip(unique[start : start + batch], arrays, strict=True)]  # fmt: skip
+            made = iter(_log_mels([x for x, w in zip(arrays, wanted, strict=True) if w], media_cfg))
+            batch_mels = [next(made) if w else np.empty(0, np.float32) for w in wanted]
             mel_bytes += sum(m.nbytes for m in batch_mels)
             if mel_bytes > REFERENCE_MEL_BYTES:
                 mels = None

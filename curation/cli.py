@@ -414,7 +414,9 @@ def cmd_reference(args: argparse.Namespace) -> None:
     real = _real_samples(lay)
     model, _, _ = load_model(lay.model("v1"))
     predict = model_predictor(model, cfg["modality"], cfg["media"])
-    reference = build_reference(real["path"].tolist(), predict, _loader(cfg), cfg["modality"], cfg["media"])
+    sources = set(real.loc[real["split"] == "train", "path"])  # candidates are made from training samples only
+    reference = build_reference(real["path"].tolist(), predict, _loader(cfg), cfg["modality"], cfg["media"],
+                                sources=sources)  # fmt: skip
     reference.save(lay.checklist_reference("v1"))
     print(f"{args.dataset}: checklist reference of {len(reference.paths)} real files")
 

@@ -239,6 +239,14 @@ def test_a_real_clip_too_short_for_a_log_mel_has_none_in_the_reference_and_the_r
     assert ref.mel(3, media) is None and all(ref.mel(k, media) is not None for k in range(3))
 
 
+def test_an_audio_reference_keeps_the_log_mels_of_the_sources_it_is_told_only(tmp_path):
+    paths, media = _model_inputs_on_disk(tmp_path, "audio")
+    ref = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media, sources={paths[1]})
+    every = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media)
+    assert ref.mel(0, media) is None and ref.mel(2, media) is None
+    assert np.array_equal(ref.mel(1, media), every.mel(1, media)) and ref.mels.size == every.mel(1, media).size
+
+
 def test_a_reference_refuses_log_mels_that_do_not_fit_its_rows(tmp_path):
     paths, media = _model_inputs_on_disk(tmp_path, "audio")
     ref = build_reference(paths, _flat, lambda p: load_sample(p, "audio", media), "audio", media)
