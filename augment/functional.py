@@ -133,8 +133,8 @@ def _bandpass(low_hz: float, high_hz: float, sr: int) -> tuple[np.ndarray, np.nd
 
 
 def _zero_phase(sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
-    """`sps.sosfiltfilt(sos, x, padlen=padlen)` of a 1-D float64 clip, the same bits, with `zi` (its
-    `sps.sosfilt_zi`) solved once per filter instead of per call: that took 40% of the filtering.
+    """`sps.sosfiltfilt(sos, x, padlen=padlen)` of a 1-D float64 clip (0 <= padlen < x.size), the same bits, with
+    `zi` (its `sps.sosfilt_zi`) solved once per filter instead of per call: that took 40% of the filtering.
 
     The clip is extended by `padlen` samples at each end by odd reflection, filtered forward from the steady
     state of its first sample, then backward from that of the last, and the extension cut off again."""

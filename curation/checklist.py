@@ -16,7 +16,7 @@ Every score lies in [0, 1]:
   trained on clean data) must give the intended label to the clean source, and the candidate must keep the
   source's content: clarity = p_ref(y | source) x retention, retention = correlation of source and candidate
   in a contrast- and level-invariant representation (standardised pixels; standardised log-mel). For 8-bit
-  pixels it is computed from integer sums, exactly.
+  pixels it is computed from exact integer sums.
 - weakness: 1 - p_model(y | candidate) under the current model: 0 if the model is certain and right already.
 
 Verdicts: `reject` (not realistic, or clarity below `clarity_reject`), `easy` (weakness below `weakness_min`:
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -65,7 +65,7 @@ REFERENCE_BATCH = 256  # real files decoded and run through the model at a time 
 MEL_CHUNK = 32  # clips per log-mel call in retention (sorted by length, so little padding)
 REFERENCE_MEL_BYTES = 256 * 2**20  # the real samples' retention log-mels a `Reference` keeps, at most
 SOURCE_CACHE_BYTES = 256 * 2**20  # sources' retention representations kept across batches (`Checklist`)
-EXACT_PIXELS = 2**50 // 255**2  # 8-bit values whose sums of squares a double holds with error < 1/8 (1.7e10)
+EXACT_PIXELS = 2**31 - 1  # OpenCV's element limit for 8-bit sums (beyond, sumElems gives 0 and norm refuses)
 STATS_CHUNK = 32  # clips per vectorised statistics pass: its temporaries stay small (twice as fast as 256 at once)
 
 Predict = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -292,22 +292,26 @@ class _Pixels(NamedTuple):
 
 
 def _pixel_sum(value: float) -> int:
-    """An integer sum OpenCV returns as a double (of 8-bit values or their squares, within EXACT_PIXELS): its
-    rounding error stays far below 0.5, so rounding gives the sum exactly."""
+    """A sum of up to EXACT_PIXELS 8-bit values or of their squares (< 2**47), as OpenCV returns it: a double
+    (a sum of squares by way of the norm, squared back: off by ~1e-16 of it), so rounding gives it exactly."""
     return round(value)
+
+
+def _centred(x: np.ndarray) -> _Centred:
+    """x (flattened, a float64 copy) minus its mean, and its norm."""
+    c = x.astype(np.float64).ravel()  # a copy: centred in place
+    c -= c.mean()
+    return _Centred(c, float(np.sqrt(c @ c)))
 
 
 def _term(x: np.ndarray) -> _Centred | _Pixels:
     """What `_correlation` needs of one representation, made once per sample. 8-bit pixels stay as they are,
     with their integer sums (`_pixel_sum`: no float copy of the image); anything else (log-mels, float pixels)
-    is centred in float64. Either way the term owns its values (a kept source's cannot change under it)."""
-    flat = x.reshape(-1)
-    if flat.dtype == np.uint8 and flat.size <= EXACT_PIXELS:
-        flat = flat.copy()
+    is `_centred`. Either way the term owns its values (a kept source's cannot change under it)."""
+    if x.dtype == np.uint8 and x.size <= EXACT_PIXELS:
+        flat = x.flatten()  # a copy
         return _Pixels(flat, _pixel_sum(cv2.sumElems(flat)[0]), _pixel_sum(cv2.norm(flat, cv2.NORM_L2SQR)))
-    c = flat.astype(np.float64)  # a copy: centred in place
-    c -= c.mean()
-    return _Centred(c, float(np.sqrt(c @ c)))
+    return _centred(x)
 
 
 def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dict[str, Any]) -> list[np.ndarray]:
@@ -316,20 +320,23 @@ def _representations(arrays: Sequence[np.ndarray], modality: str, media_cfg: dic
 
 
 def _correlation(a: _Centred | _Pixels, b: _Centred | _Pixels) -> float:
-    """The Pearson correlation of two `_term`s, floored at 0; 0 when either is constant.
+    """The Pearson correlation of two `_term`s, clipped to [0, 1] (rounding can take a sample's correlation
+    with itself just past 1); 0 when either is constant.
 
-    Two 8-bit terms: from integer sums, exactly (the cross sum from the squared distance, in OpenCV's integer
-    arithmetic), rounded once at the end. Otherwise: the dot product of the centred values over the product of
-    their norms (an 8-bit term paired with a float one is centred first)."""
+    Two 8-bit terms: from exact integer sums (the cross sum from the squared distance); only the final square
+    root and division round. Otherwise: the dot product of the centred values over the product of their norms
+    (an 8-bit term paired with a float one is centred first)."""
     if a.values.shape != b.values.shape:
         raise ValueError(f"retention compares equally shaped samples, got {a.values.shape} and {b.values.shape}")
     if isinstance(a, _Pixels) and isinstance(b, _Pixels):
         n = a.values.size
         cross = (a.squares + b.squares - _pixel_sum(cv2.norm(a.values, b.values, cv2.NORM_L2SQR))) // 2
         spread = (n * a.squares - a.total**2) * (n * b.squares - b.total**2)
-        return 0.0 if spread == 0 else max((n * cross - a.total * b.total) / math.sqrt(spread), 0.0)
-    ca, cb = (t if isinstance(t, _Centred) else _term(t.values.astype(np.float64)) for t in (a, b))
-    return 0.0 if ca.norm == 0 or cb.norm == 0 else max(float(ca.values @ cb.values) / (ca.norm * cb.norm), 0.0)
+        return 0.0 if spread == 0 else min(max((n * cross - a.total * b.total) / math.sqrt(spread), 0.0), 1.0)
+    ca, cb = (t if isinstance(t, _Centred) else _centred(t.values) for t in (a, b))
+    if ca.norm == 0 or cb.norm == 0:
+        return 0.0
+    return min(max(float(ca.values @ cb.values) / (ca.norm * cb.norm), 0.0), 1.0)
 
 
 def retention(source: np.ndarray, candidate: np.ndarray, modality: str, media_cfg: dict[str, Any]) -> float:
@@ -450,7 +457,7 @@ def build_reference(
     modality: str,
     media_cfg: dict[str, Any],
     batch: int = REFERENCE_BATCH,
-    sources: Collection[str] | None = None,
+    sources: Set[str] | None = None,
 ) -> Reference:
     """The `Reference` of the real files `paths` (each distinct file once, in first-seen order): decoded,
     measured and run through the model `batch` files at a time (bounded memory), with a progress bar.
@@ -473,8 +480,8 @@ def build_reference(
         probs.append(p)
         features.append(f)
         if mels is not None:  # (as a source, a clip without one is refused by scoring, as before)
-            wanted = [len(x) > half and (sources is None or p in sources)
-                      for p, x in zip(unique[start : start + batch], arrays, strict=True)]  # fmt: skip
+            wanted = [len(x) > half and (sources is None or path in sources)
+                      for path, x in zip(unique[start : start + batch], arrays, strict=True)]  # fmt: skip
             made = iter(_log_mels([x for x, w in zip(arrays, wanted, strict=True) if w], media_cfg))
             batch_mels = [next(made) if w else np.empty(0, np.float32) for w in wanted]
             mel_bytes += sum(m.nbytes for m in batch_mels)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
@@ -97,6 +97,8 @@ def test_mu_law_round_trip_is_close_and_keeps_silence_at_zero():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3000), st.integers(0, 2**32 - 1), st.sampled_from([8000, 16000]))
+@example(1, 0, 8000)  # padlen 0: no extension
+@example(2, 0, 8000)  # padlen 1
 def test_telephone_band_pass_is_scipys_zero_phase_filter_bit_for_bit(n, seed, sr):
     sos, zi = F._bandpass(300.0, 3400.0, sr)
     x = np.random.default_rng(seed).normal(0, 0.3, n)
